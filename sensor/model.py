@@ -1,0 +1,119 @@
+"""Records that cross stage boundaries: capture -> decode -> flows -> detect -> sinks.
+
+Each stage hands the next one of these and nothing else, so a stage can be
+tested by building its input records directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+TCP = 6
+UDP = 17
+PROTO_NAMES = {TCP: "TCP", UDP: "UDP"}
+
+
+@dataclass(slots=True, frozen=True)
+class Frame:
+    """One captured link-layer frame, as read from a file or a socket."""
+
+    ts: float
+    linktype: int
+    data: bytes
+    wire_len: int
+    source: str  # file name in replay, interface name live
+
+
+@dataclass(slots=True)
+class Packet:
+    """A decoded transport segment (or datagram), tunnels and tags stripped."""
+
+    ts: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    proto: int
+    payload: bytes
+    wire_len: int
+    tcp_flags: int = 0
+    seq: int = 0
+    source: str = ""
+
+
+class Side(IntEnum):
+    """Direction within a flow: ORIG sent the flow's first packet (or its SYN)."""
+
+    ORIG = 0
+    RESP = 1
+
+    @property
+    def other(self) -> Side:
+        return Side.RESP if self is Side.ORIG else Side.ORIG
+
+
+class Confidence:
+    SUSPECTED = "suspected"
+    CONFIRMED = "confirmed"
+
+
+DIALECTS = (
+    "stratum-v1",
+    "ethereum-stratum",
+    "ethproxy",
+    "cryptonote",
+    "getwork",
+    "grin",
+    "stratum-v2",
+    "tls",
+    "endpoint",
+)
+
+
+@dataclass(slots=True)
+class Finding:
+    """What a dialect detector concluded about one flow, with the evidence."""
+
+    dialect: str
+    confidence: str
+    miner_side: Side
+    rule_id: str
+    evidence: list[str] = field(default_factory=list)
+    coin: str | None = None
+    algorithm: str | None = None
+    host: str | None = None
+    login: str | None = None
+    wallet: str | None = None
+    worker: str | None = None
+    agent: str | None = None
+    difficulty: float | None = None
+    shares: int = 0
+    shares_accepted: int = 0
+    shares_rejected: int = 0
+    reported_hashrate_hs: float | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confidence == Confidence.CONFIRMED
+
+
+@dataclass(slots=True)
+class Attribution:
+    """Who owns a miner IP (filled in by the attribute stage)."""
+
+    name: str | None = None
+    type: str | None = None
+    region: str | None = None
+    asn: int | None = None
+    source: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "region": self.region,
+            "asn": self.asn,
+            "source": self.source,
+        }
