@@ -117,3 +117,51 @@ class Attribution:
             "asn": self.asn,
             "source": self.source,
         }
+
+
+@dataclass(slots=True)
+class MiningRecord:
+    """A detected mining flow, oriented miner -> pool, as the sinks receive it."""
+
+    flow_id: int
+    ts: float  # when the flow was first confirmed (or, if never, when it ended)
+    proto: str
+    miner_ip: str
+    miner_port: int
+    pool_ip: str
+    pool_port: int
+    pool: str  # host:port when a host name is known, else ip:port
+    pool_host: str | None
+    finding: Finding
+    org: Attribution
+    source: str = ""  # pcap file name in replay, interface live
+
+
+@dataclass(slots=True)
+class FlowRecord:
+    """The end of a flow that carried a mining event; counts are miner -> pool."""
+
+    mining: MiningRecord
+    pkts_toserver: int
+    pkts_toclient: int
+    bytes_toserver: int
+    bytes_toclient: int
+    start: float
+    end: float
+    state: str
+    reason: str
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    """A cryptocurrency node P2P flow (not mining)."""
+
+    flow_id: int
+    ts: float
+    proto: str
+    src_ip: str
+    src_port: int
+    dest_ip: str
+    dest_port: int
+    protocol: str
+    source: str = ""

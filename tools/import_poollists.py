@@ -166,6 +166,9 @@ class Source:
     parser: Parser
     source: str  # the `source` of every entry
     notice: str  # licence notice for the file header (file name in shared/poollists, or text)
+    # "browser" for lists of in-browser mining services (NoCoin): their web and
+    # WebSocket traffic is itself mining. "pool" is the default and is not written.
+    kind: str = "pool"
 
 
 SOURCES: tuple[Source, ...] = (
@@ -184,6 +187,7 @@ SOURCES: tuple[Source, ...] = (
         parse_hosts,  # replaced per file below: hosts.txt and the Adblock list
         "adblock-nocoin-list hosts.txt and nocoin.txt (MIT), hoshsadiq/adblock-nocoin-list@9f3caa9",
         "nocoin_hoshsadiq_LICENSE",
+        kind="browser",
     ),
     Source(
         "keraf",
@@ -192,6 +196,7 @@ SOURCES: tuple[Source, ...] = (
         parse_url_patterns,
         "NoCoin src/blacklist.txt (MIT), keraf/NoCoin@1bba265",
         "nocoin_keraf_LICENSE",
+        kind="browser",
     ),
     Source(
         "falco",
@@ -235,6 +240,11 @@ def _ip_sort_key(ip: str) -> tuple[int, int]:
     return address.version, int(address)
 
 
+def _kind(src: Source) -> dict[str, object]:
+    # The default kind is left out to keep the generated files small.
+    return {"kind": src.kind} if src.kind != "pool" else {}
+
+
 def host_entries(src: Source, items: Iterable[Item]) -> list[dict[str, object]]:
     """Host names grouped by pool, registered domain and coin: one entry each."""
     groups: dict[tuple[str, str, str], set[str]] = {}
@@ -248,6 +258,7 @@ def host_entries(src: Source, items: Iterable[Item]) -> list[dict[str, object]]:
         entry: dict[str, object] = {"id": ".".join(p for p in parts if p)}
         entry.update({"pool": pool} if pool else {})
         entry.update({"coin": coin} if coin else {})
+        entry.update(_kind(src))
         entry["domains"] = sorted(hosts)
         entries.append(entry)
     return entries
@@ -273,6 +284,7 @@ def network_entries(src: Source, items: Iterable[Item]) -> list[dict[str, object
         entry: dict[str, object] = {"id": ".".join(p for p in (src.key, slug(pool), "ip") if p)}
         entry["id"] = f"{entry['id']}.{port_part}"
         entry.update({"pool": pool} if pool else {})
+        entry.update(_kind(src))
         entry["networks"] = sorted(networks, key=_ip_sort_key)
         entry.update({"ports": list(port_list)} if port_list else {})
         entries.append(entry)

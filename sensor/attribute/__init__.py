@@ -1,1 +1,22 @@
-"""attribute stage."""
+"""Attribute stage: miner IP -> organisation, type, region, ASN.
+
+Ownership sources (local registries, MaxMind mmdb) plug in behind the
+`Attributor` protocol; until one is configured every IP is unknown.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sensor.model import Attribution
+
+
+class Attributor(Protocol):
+    def lookup(self, ip: str) -> Attribution: ...
+
+
+class NullAttributor:
+    """Knows no owners: every field null."""
+
+    def lookup(self, ip: str) -> Attribution:
+        return Attribution()

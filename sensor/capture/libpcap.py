@@ -13,8 +13,8 @@ import ctypes
 import ctypes.util
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from sensor.capture.errors import CaptureError
 from sensor.model import Frame
@@ -31,8 +31,21 @@ class _PktHdr(ctypes.Structure):
     _fields_ = [("ts", _Timeval), ("caplen", ctypes.c_uint32), ("len", ctypes.c_uint32)]
 
 
+class _BpfInsn(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint32),
+    ]
+
+
 class _BpfProgram(ctypes.Structure):
-    _fields_ = [("bf_len", ctypes.c_uint), ("bf_insns", ctypes.c_void_p)]
+    _fields_ = [("bf_len", ctypes.c_uint), ("bf_insns", ctypes.POINTER(_BpfInsn))]
+
+
+_BPF_RET_K = 0x06
+_BPF_JA = 0x05
 
 
 @cache
@@ -45,6 +58,7 @@ def load() -> ctypes.CDLL | None:
         return None
     vp, cp, i = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
     _proto(lib.pcap_open_offline_with_tstamp_precision, vp, [cp, ctypes.c_uint, cp])
+    _proto(lib.pcap_open_dead, vp, [i, i])
     _proto(lib.pcap_close, None, [vp])
     _proto(lib.pcap_geterr, cp, [vp])
     _proto(lib.pcap_datalink, i, [vp])
@@ -97,10 +111,67 @@ def _proto(fn: Any, restype: object, argtypes: list[object]) -> None:
     fn.argtypes = argtypes
 
 
+class Filter:
+    """A BPF program compiled once for a link type and shared by every file."""
+
+    def __init__(self, linktype: int, expression: str, optimize: bool = True) -> None:
+        lib = load()
+        if lib is None:
+            raise CaptureError("bpf", "libpcap is not available")
+        self._lib, self.expression = lib, expression
+        self.program = _BpfProgram()
+        dead = lib.pcap_open_dead(linktype, 262144)
+        try:
+            code = expression.encode()
+            if lib.pcap_compile(
+                dead, ctypes.byref(self.program), code, int(optimize), _NETMASK_UNKNOWN
+            ):
+                message = (lib.pcap_geterr(dead) or b"").decode(errors="replace")
+                raise CaptureError("bpf", f"filter does not compile: {message}")
+        finally:
+            lib.pcap_close(dead)
+
+    def __del__(self) -> None:
+        if getattr(self, "program", None) is not None and self.program.bf_insns:
+            self._lib.pcap_freecode(ctypes.byref(self.program))
+
+    def instructions(self) -> list[_BpfInsn]:
+        return [self.program.bf_insns[i] for i in range(self.program.bf_len)]
+
+
+class UnionFilter:
+    """Accepts what any of its programs accepts, in one BPF program.
+
+    libpcap's optimiser is fast on each part but slow on their `or` (it grows
+    faster than linearly), so parts are compiled apart and joined here: every
+    `ret #0` (reject) of one part becomes a jump to the start of the next.
+    libpcap copies the program when it is installed.
+    """
+
+    def __init__(self, parts: list[Filter]) -> None:
+        insns: list[_BpfInsn] = []
+        for index, part in enumerate(parts):
+            code = part.instructions()
+            last = index == len(parts) - 1
+            for pos, insn in enumerate(code):
+                if not last and insn.code == _BPF_RET_K and insn.k == 0:
+                    insn = _BpfInsn(_BPF_JA, 0, 0, len(code) - pos - 1)
+                insns.append(_BpfInsn(insn.code, insn.jt, insn.jf, insn.k))
+        self._array = (_BpfInsn * len(insns))(*insns)
+        self.program = _BpfProgram(len(insns), self._array)
+        self.expression = " || ".join(p.expression for p in parts)
+
+
+@cache
+def compiled(linktype: int, expression: str) -> Filter:
+    """The compiled filter for a link type (cached: large filters take a while)."""
+    return Filter(linktype, expression)
+
+
 class PcapFile:
     """One capture file opened through libpcap, optionally with a BPF filter."""
 
-    def __init__(self, path: Path, bpf: str | None = None, optimize: bool = True) -> None:
+    def __init__(self, path: Path, bpf: str | Filter | UnionFilter | None = None) -> None:
         lib = load()
         if lib is None:
             raise CaptureError(path.name, "libpcap is not available")
@@ -112,22 +183,18 @@ class PcapFile:
             raise CaptureError(path.name, errbuf.value.decode(errors="replace"))
         self.linktype = lib.pcap_datalink(self._handle)
         if bpf:
-            self._set_filter(bpf, optimize)
+            self._set_filter(bpf)
 
-    def _set_filter(self, bpf: str, optimize: bool) -> None:
-        prog = _BpfProgram()
-        lib = self._lib
-        if lib.pcap_compile(
-            self._handle, ctypes.byref(prog), bpf.encode(), int(optimize), _NETMASK_UNKNOWN
-        ):
+    def _set_filter(self, bpf: str | Filter | UnionFilter) -> None:
+        try:
+            program = compiled(self.linktype, bpf) if isinstance(bpf, str) else bpf
+        except CaptureError as exc:
+            self.close()
+            raise CaptureError(self.name, exc.message) from exc
+        if self._lib.pcap_setfilter(self._handle, ctypes.byref(program.program)):
             message = self._error()
             self.close()
-            raise CaptureError(self.name, f"BPF filter does not compile: {message}")
-        try:
-            if lib.pcap_setfilter(self._handle, ctypes.byref(prog)):
-                raise CaptureError(self.name, f"BPF filter not accepted: {self._error()}")
-        finally:
-            lib.pcap_freecode(ctypes.byref(prog))
+            raise CaptureError(self.name, f"BPF filter not accepted: {message}")
 
     def _error(self) -> str:
         return (self._lib.pcap_geterr(self._handle) or b"").decode(errors="replace")

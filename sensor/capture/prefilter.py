@@ -67,27 +67,44 @@ def _with_encapsulation(inner: str, linktype: int) -> str:
     return f"{mpls} or {tagged_mpls} or ({inner}) or (vlan and (({inner}) or (vlan and ({inner}))))"
 
 
-def candidate_filter(linktype: int, pool_networks: Iterable[str] = ()) -> str:
+def _ip(address: str) -> str:
+    return "ip6" if ":" in address else "ip"
+
+
+def candidate_filter(linktype: int) -> str:
     """Pass 1: packets that may start, name or carry a pool conversation."""
-    inner = _candidates_l3()
-    nets = [f"net {n}" for n in pool_networks]
-    if nets:
-        inner = f"{inner} or {' or '.join(nets)}"
-    return _with_encapsulation(inner, linktype)
+    return _with_encapsulation(_candidates_l3(), linktype)
 
 
-def flow_filter(linktype: int, endpoints: Iterable[tuple[str, int, str, int]]) -> str:
-    """Pass 2: every packet of the given flows (ip, port, ip, port), DNS, tunnels."""
-    terms = [f"(host {a} and host {b} and port {p} and port {q})" for a, p, b, q in endpoints]
-    inner = f"udp port 53 or {_TUNNELS} or {_OPAQUE_IP}"
-    if terms:
-        inner = f"{' or '.join(terms)} or {inner}"
-    return _with_encapsulation(inner, linktype)
+def network_filters(linktype: int, networks: Iterable[str]) -> list[str]:
+    """Pass 1 extras: every packet to or from known pool networks, untagged or tagged.
+
+    Kept as separate expressions (see `libpcap.UnionFilter`): hundreds of
+    networks inside the encapsulation nesting take libpcap seconds to optimise.
+    """
+    nets = " or ".join(f"{_ip(n)} net {n}" for n in networks)
+    if not nets:
+        return []
+    if linktype != ETHERNET:
+        return [nets]
+    return [nets, f"vlan and ({nets})"]
 
 
-def server_filter(linktype: int, servers: Iterable[tuple[str, int]]) -> str:
-    """A coarser pass 2 for many flows: every packet to or from the given servers."""
-    terms = [f"(host {ip} and port {port})" for ip, port in servers]
+def flow_filter(
+    linktype: int,
+    flows: Iterable[tuple[str, int, str, int]] = (),
+    servers: Iterable[tuple[str, int]] = (),
+    hosts: Iterable[str] = (),
+) -> str:
+    """Pass 2: every packet of the given flows, servers (ip, port) and hosts; DNS; tunnels."""
+    # Qualified primitives (`ip host`, `tcp port`) keep the program and libpcap's
+    # optimiser small: a bare `host` also tests ARP and RARP, a bare `port` UDP and SCTP.
+    terms = [
+        f"({_ip(a)} host {a} and {_ip(b)} host {b} and tcp port {p} and tcp port {q})"
+        for a, p, b, q in flows
+    ]
+    terms += [f"({_ip(ip)} host {ip} and tcp port {port})" for ip, port in servers]
+    terms += [f"{_ip(ip)} host {ip}" for ip in hosts]
     inner = f"udp port 53 or {_TUNNELS} or {_OPAQUE_IP}"
     if terms:
         inner = f"{' or '.join(terms)} or {inner}"

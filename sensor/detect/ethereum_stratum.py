@@ -6,7 +6,7 @@ The miner subscribes with `[agent, "EthereumStratum/1.0.0"]`, the pool answers
 `[worker, job_id, minernonce]`.
 
 The flow is parsed by the same `StratumSession` as stratum-v1 and the two detectors split
-flows by its family verdict (see sensor/detect/stratum_v1.py), so that:
+flows by its family verdict (see sensor/detect/stratum_shapes.py), so that:
 - Kaspa, whose miners also subscribe with "EthereumStratum/1.0.0", and Ergo stay stratum-v1
   (the product contract), recognised by their wallets, notify shapes and subscribe results;
 - KawPow (Zcash-style subscribe with host, set_target, 7-param notify), Zhash (Zcash notify),
@@ -24,7 +24,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from sensor.detect.base import Message, split_login
-from sensor.detect.stratum_v1 import ETHASH_ALGOS, STRONG_OTHER, StratumSession, ethash_verdict
+from sensor.detect.stratum_shapes import STRONG_OTHER, ethash_verdict
+from sensor.detect.stratum_v1 import ETHASH_ALGOS, StratumSession
 from sensor.model import Finding
 from sensor.rules.model import CoinHints, DialectRule
 

@@ -2,8 +2,9 @@
 
 Stratum v1 and NiceHash's EthereumStratum/1.0.0 use the same method names, so each detector
 parses a flow with the same `StratumSession` and the two differ only in the *family* they
-claim. The family comes from protocol shapes (`Shape`), never from the rule's method lists,
-so both detectors reach the same verdict on the same flow and never both claim it:
+claim. The family comes from protocol shapes (`Shape`, sensor/detect/stratum_shapes.py),
+never from the rule's method lists, so both detectors reach the same verdict on the same
+flow and never both claim it:
 
 - Ethash family (ethereum-stratum): notify `[job, seedhash, headerhash, clean]`, the
   subscribe result `[["mining.notify", id, "EthereumStratum/1.0.0"], extranonce]`, or a
@@ -16,11 +17,25 @@ from __future__ import annotations
 
 from contextlib import suppress
 from dataclasses import dataclass, field
-from enum import IntFlag
 from typing import Any, ClassVar
 
 from sensor.detect.base import JsonMessage, Message, response_ok, split_login
 from sensor.detect.jsonrpc import RpcLedger
+from sensor.detect.stratum_shapes import (
+    NO_SHAPE,
+    NOTIFY_SHAPES,
+    STRONG_ETHASH,
+    Shape,
+    ethash_verdict,
+    host_of,
+    is_hex,
+    is_number,
+    notify_shape,
+    result_shape,
+    submit_shape,
+    subscribe_shape,
+    target_to_difficulty,
+)
 from sensor.model import Confidence, Finding, Side
 from sensor.rules.model import CoinHint, CoinHints, DialectRule
 
@@ -28,50 +43,12 @@ ETHASH_ALGOS = frozenset({"ethash", "etchash"})
 # Marketplaces (NiceHash first of all) pay every algorithm out in BTC, so a Bitcoin login
 # says nothing about what is being hashed: it is the weakest coin hint, and no family hint.
 NEUTRAL_PAYOUT_COINS = frozenset({"btc"})
-# difficulty = BDIFF1_TARGET / target, where BDIFF1_TARGET is Bitcoin's difficulty-1 target
-# 0x00000000ffff0000...0000 (64 hex digits) = 0xffff * 2**208, as NiceHash specifies.
-BDIFF1_TARGET = 0xFFFF << 208
-_HEX_DIGITS = "0123456789abcdefABCDEF"
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
-_KADENA_HEADER_HEX = 572  # a chainweb work header is 286 bytes
 _FAMILY_PREFIXES = ("mining.", "client.")
 _EXTRANONCE_METHODS = ("mining.set_extranonce", "set_extranonce")
 # FishHash (Iron Fish) carries a `body` object instead of params in these.
 _BODY_METHODS = frozenset(
     {"mining.subscribe", "mining.notify", "mining.set_target", "mining.submit"}
 )
-
-
-class Shape(IntFlag):
-    """Protocol shapes that tell the stratum families (and some coins) apart."""
-
-    ES_SUBSCRIBE = 1 << 0  # subscribe params[1] = "EthereumStratum/x"
-    ES_SUBMIT = 1 << 1  # submit [worker, job, minernonce] with a 5..7 byte bare-hex nonce
-    ETH_WALLET = 1 << 2  # login is an Ethash-coin address
-    ES_RESULT = 1 << 3  # subscribe result [["mining.notify", id, "EthereumStratum/x"], en]
-    ETHASH_NOTIFY = 1 << 4  # notify [job, seedhash, headerhash, clean]
-    EXTRANONCE_SIZE = 1 << 5  # set_extranonce [extranonce1, extranonce2_size]
-    KASPA_NOTIFY = 1 << 6  # notify [job, [u64 x4], timestamp] or [job, 80-hex header]
-    KASPA_RESULT = 1 << 7  # subscribe result [true, "EthereumStratum/1.0.0"]
-    ERGO_NOTIFY = 1 << 8  # notify [job, height, msg, "", "", version, target, ...]
-    KADENA_NOTIFY = 1 << 9  # notify [job, 286-byte header hex (, clean)]
-    ZCASH_NOTIFY = 1 << 10  # notify, 8 params, params[1] = version "04000000"
-    ZHASH_NOTIFY = 1 << 11  # Zcash notify plus ALGO_TYPE and PERSONALIZATION (10 params)
-    KAWPOW_NOTIFY = 1 << 12  # notify [job, header, seed, target, clean, height, bits]
-    BITCOIN_NOTIFY = 1 << 13  # notify with merkle branch list at params[4]
-    OTHER_NOTIFY = 1 << 14  # Octopus, Alephium, FishHash job shapes
-    HOST_SUBSCRIBE = 1 << 15  # subscribe [agent, session, host, port] (Zcash, KawPow)
-    SET_TARGET = 1 << 16
-    CONFIGURE = 1 << 17  # BIP 310 version rolling: SHA-256 ASICs
-    EXTRANONCE2_RESULT = 1 << 18  # subscribe result [..., extranonce1, extranonce2_size]
-    OTHER_WALLET = 1 << 19  # login is an address of a non-Ethash coin
-
-
-STRONG_ETHASH = Shape.ES_RESULT | Shape.ETHASH_NOTIFY
-WEAK_ETHASH = Shape.ES_SUBSCRIBE | Shape.ES_SUBMIT | Shape.ETH_WALLET
-WEAK_OTHER = Shape.EXTRANONCE_SIZE
-STRONG_OTHER = Shape(sum(Shape)) & ~(STRONG_ETHASH | WEAK_ETHASH | WEAK_OTHER)
-_NO_SHAPE = Shape(0)
 # Shapes that name the coin outright, and shapes that only name the algorithm.
 _SHAPE_COINS = (
     (Shape.KASPA_NOTIFY, "kas", "kheavyhash"),
@@ -79,115 +56,6 @@ _SHAPE_COINS = (
     (Shape.KADENA_NOTIFY, "kda", "blake2s"),
 )
 _SHAPE_ALGOS = ((Shape.KAWPOW_NOTIFY, "kawpow"), (Shape.ZHASH_NOTIFY, "zhash"))
-
-
-def ethash_verdict(shapes: Shape) -> bool | None:
-    """True: Ethash EthereumStratum; False: another stratum family; None: no family shape."""
-    if shapes & STRONG_OTHER:
-        return False
-    if shapes & STRONG_ETHASH:
-        return True
-    if shapes & WEAK_OTHER:
-        return False
-    if shapes & WEAK_ETHASH:
-        return True
-    return None
-
-
-def target_to_difficulty(target: str) -> float | None:
-    """Pool difficulty for a 256-bit hex target: BDIFF1_TARGET / target (None if invalid)."""
-    digits = target[2:] if target[:2] in ("0x", "0X") else target
-    if not digits or len(digits) > 64 or not _is_hex(digits):
-        return None
-    value = int(digits, 16)
-    return BDIFF1_TARGET / value if value else None
-
-
-def _is_hex(text: str) -> bool:
-    # strip() removes only hex digits at the ends, so anything left is a non-hex character.
-    return not text.strip(_HEX_DIGITS)
-
-
-def _is_hash(value: Any) -> bool:
-    """A 32-byte hash as hex, with or without 0x."""
-    if not isinstance(value, str):
-        return False
-    digits = value[2:] if value[:2] == "0x" else value
-    return len(digits) == 64 and _is_hex(digits)
-
-
-def _es_version(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith("EthereumStratum/")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _host_of(value: Any) -> str | None:
-    """A pool host name from Zcash/KawPow subscribe params[2] (not an IP literal, not a hash)."""
-    if not isinstance(value, str) or "." not in value or len(value) > 253:
-        return None
-    if not _HOST_CHARS.issuperset(value) or value.replace(".", "").isdigit():
-        return None
-    return value.lower()
-
-
-def _notify_shape(params: list[Any]) -> Shape:
-    n = len(params)
-    if n in (3, 4) and _is_hash(params[1]) and _is_hash(params[2]):
-        return Shape.ETHASH_NOTIFY if n == 3 or isinstance(params[3], bool) else _NO_SHAPE
-    if n == 3 and isinstance(params[1], list) and len(params[1]) == 4:
-        return Shape.KASPA_NOTIFY
-    if n in (2, 3) and isinstance(params[1], str) and _is_hex(params[1]):
-        size = len(params[1])
-        if size in (64, 80):
-            return Shape.KASPA_NOTIFY
-        return Shape.KADENA_NOTIFY if size == _KADENA_HEADER_HEX else _NO_SHAPE
-    if n >= 8 and params[1] == "04000000":
-        return Shape.ZCASH_NOTIFY if n == 8 else Shape.ZHASH_NOTIFY
-    if n >= 7 and isinstance(params[1], int) and params[3] == "" and params[4] == "":
-        return Shape.ERGO_NOTIFY
-    if n == 7 and _is_hash(params[1]) and _is_hash(params[2]) and isinstance(params[4], bool):
-        return Shape.KAWPOW_NOTIFY
-    if n >= 9 and isinstance(params[4], list):
-        return Shape.BITCOIN_NOTIFY
-    if n == 4 and isinstance(params[1], str) and params[1].isdigit():  # Octopus: height
-        return Shape.OTHER_NOTIFY
-    if all(isinstance(job, dict) for job in params):  # Alephium: a list of job objects
-        return Shape.OTHER_NOTIFY
-    return _NO_SHAPE
-
-
-def _subscribe_shape(params: list[Any]) -> Shape:
-    if len(params) >= 2 and _es_version(params[1]):
-        return Shape.ES_SUBSCRIBE
-    if len(params) >= 4 and _host_of(params[2]):
-        return Shape.HOST_SUBSCRIBE
-    return _NO_SHAPE
-
-
-def _submit_shape(params: list[Any]) -> Shape:
-    # EthereumStratum sends only the miner's part of the nonce: 8 bytes minus a 1..3 byte
-    # extranonce, as bare hex; Kaspa sends a full 0x-prefixed nonce, Bitcoin 5+ params.
-    if len(params) == 3 and isinstance(params[2], str) and 10 <= len(params[2]) <= 14:
-        return Shape.ES_SUBMIT if _is_hex(params[2]) else _NO_SHAPE
-    return _NO_SHAPE
-
-
-def _result_shape(result: Any) -> Shape:
-    """Shapes of a pool's answer to mining.subscribe."""
-    if not isinstance(result, list) or len(result) < 2:
-        return _NO_SHAPE
-    head = result[0]
-    if isinstance(head, list) and len(head) >= 3 and head[0] == "mining.notify":
-        version = head[2]
-        return Shape.ES_RESULT if _es_version(version) else _NO_SHAPE
-    if head is True and _es_version(result[1]):
-        return Shape.KASPA_RESULT
-    if len(result) == 3 and _is_number(result[2]):
-        return Shape.EXTRANONCE2_RESULT
-    return _NO_SHAPE
 
 
 def _well_formed(method: str, params: Any, obj: dict[str, Any]) -> bool:
@@ -199,7 +67,7 @@ def _well_formed(method: str, params: Any, obj: dict[str, Any]) -> bool:
         if method == "mining.submit":
             return len(params) >= 3 and isinstance(first, str)
         if method == "mining.set_difficulty":
-            return _is_number(first)
+            return is_number(first)
         if method == "mining.set_target":
             return isinstance(first, str) and target_to_difficulty(first) is not None
         if method == "mining.notify" or method in _EXTRANONCE_METHODS:
@@ -218,10 +86,9 @@ def _kadena_login(login: str | None) -> bool:
     # Kadena logins are public keys (64 hex) or k: accounts; Kadena also uses set_target.
     if not login:
         return False
-    return login.startswith("k:") or (len(login) == 64 and _is_hex(login))
+    return login.startswith("k:") or (len(login) == 64 and is_hex(login))
 
 
-_NOTIFY_SHAPES = Shape(sum(s for s in Shape if s.name and s.name.endswith("_NOTIFY")))
 _MAX_TEXT = 256  # bound what a hostile peer can make us keep per flow
 
 
@@ -243,7 +110,7 @@ class StratumSession:
     ledger: RpcLedger = field(default_factory=RpcLedger)
     miner_side: Side | None = None
     evidence: list[str] = field(default_factory=list)
-    shapes: Shape = _NO_SHAPE
+    shapes: Shape = NO_SHAPE
     pool_spoke: bool = False
     declined: bool = False
     login: str | None = None
@@ -300,32 +167,32 @@ class StratumSession:
 
     def _request_shape(self, method: str, params: Any) -> Shape:
         if method == "mining.notify":
-            return _notify_shape(params) if isinstance(params, list) else Shape.OTHER_NOTIFY
+            return notify_shape(params) if isinstance(params, list) else Shape.OTHER_NOTIFY
         if method == "mining.set_target":
             return Shape.SET_TARGET
         if method == "mining.configure":
             return Shape.CONFIGURE
         if not isinstance(params, list):  # FishHash bodies, Alephium submit objects
-            return _NO_SHAPE
+            return NO_SHAPE
         if method == "mining.subscribe":
-            return _subscribe_shape(params)
+            return subscribe_shape(params)
         if method == "mining.authorize":
             return self._wallet_shape(params[0])
         if method == "mining.submit":
-            return self._wallet_shape(params[0]) | _submit_shape(params)
-        if method in _EXTRANONCE_METHODS and len(params) >= 2 and _is_number(params[1]):
+            return self._wallet_shape(params[0]) | submit_shape(params)
+        if method in _EXTRANONCE_METHODS and len(params) >= 2 and is_number(params[1]):
             return Shape.EXTRANONCE_SIZE
-        return _NO_SHAPE
+        return NO_SHAPE
 
     def _wallet_shape(self, login: str) -> Shape:
         login = login[:_MAX_TEXT]
         if login == self._last_probe:  # submits repeat the login: skip the regexes
-            return _NO_SHAPE
+            return NO_SHAPE
         self._last_probe = login
         wallet = split_login(login)[0] or login
         hint = self.coins.for_wallet(wallet)
         if hint is None or hint.coin in NEUTRAL_PAYOUT_COINS:
-            return _NO_SHAPE
+            return NO_SHAPE
         return Shape.ETH_WALLET if hint.algorithm in ETHASH_ALGOS else Shape.OTHER_WALLET
 
     def _claim_side(self, miner: Side) -> bool:
@@ -355,7 +222,7 @@ class StratumSession:
         if isinstance(params, list):
             self.agent = _text(params[0] if params else None) or self.agent
             if len(params) >= 4:  # Zcash / KawPow: [agent, session, host, port]
-                self.host = _host_of(params[2]) or self.host
+                self.host = host_of(params[2]) or self.host
             return
         body = obj["body"]  # FishHash: {"agent": ..., "publicAddress": "wallet.worker"}
         self.agent = _text(body.get("agent")) or self.agent
@@ -386,7 +253,7 @@ class StratumSession:
         if method is None:
             return
         if method == "mining.subscribe":
-            self.shapes |= _result_shape(obj.get("result"))
+            self.shapes |= result_shape(obj.get("result"))
         if method == "client.get_version" and side is self.miner_side:
             self.agent = self.agent or _text(obj.get("result"))
         if method not in self.rule.client_methods or self.miner_side is not side.other:
@@ -429,7 +296,7 @@ class StratumSession:
 def _looks_zcash(shapes: Shape, login: str | None) -> bool:
     if shapes & Shape.ZCASH_NOTIFY:
         return True
-    if shapes & _NOTIFY_SHAPES:  # a notify of another shape says otherwise
+    if shapes & NOTIFY_SHAPES:  # a notify of another shape says otherwise
         return False
     return bool(shapes & (Shape.HOST_SUBSCRIBE | Shape.SET_TARGET)) and not _kadena_login(login)
 

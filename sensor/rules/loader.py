@@ -167,6 +167,7 @@ def _pool(v: dict[str, Any]) -> PoolEndpoint:
         coin=v.get("coin"),
         source=v["source"],
         date=v.get("date"),
+        **_optional(v, "kind"),
     )
 
 

@@ -45,7 +45,13 @@ class CoinHint:
 
 @dataclass(frozen=True)
 class PoolEndpoint:
-    """A known pool endpoint: host names and/or addresses, optional ports and coin."""
+    """A known pool endpoint: host names and/or addresses, optional ports and coin.
+
+    `kind` says what traffic to the endpoint means. "pool": a mining pool, whose
+    web site (HTTPS on 443) is only a web site; mining is shown by the pool
+    protocol. "browser": an in-browser mining service (Coinhive and the hosts of
+    the NoCoin lists), whose web and WebSocket traffic is itself the mining.
+    """
 
     id: str
     pool: str | None
@@ -53,6 +59,7 @@ class PoolEndpoint:
     networks: tuple[IPNetwork, ...] = ()
     ports: tuple[int, ...] = ()
     coin: str | None = None
+    kind: str = "pool"  # "pool" or "browser"
     source: str = ""
     date: str | None = None
 

@@ -1,6 +1,7 @@
 """Known pool endpoints, indexed for a lookup per new flow (never per packet).
 
-Host names match exactly or by a parent domain, most specific entry first.
+Host names match exactly or by a parent domain, most specific entry first; a pool
+name or coin the most specific entry lacks is taken from its nearest parent entry.
 Addresses match by longest prefix: one dict per prefix length of integer network
 addresses, so a lookup costs one dict probe per distinct prefix length in the
 rules (a handful), however many thousand addresses the rules hold.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import socket
 import weakref
 from collections.abc import Iterable
+from dataclasses import replace
 
 from sensor.rules.model import PoolEndpoint, RuleSet
 
@@ -50,6 +52,9 @@ class PoolIndex:
             for key, found in table.items():
                 table[key] = _ordered(found)
             self._nets[version].append((plen, table))
+        # Every parent of a listed name that can fill it in is itself a key of
+        # _hosts, so the merge is done once here and a lookup stays dict probes.
+        self._hosts = {name: _inherit(self._hosts, name, e) for name, e in self._hosts.items()}
 
     def _add_hosts(self, entry: PoolEndpoint) -> None:
         for domain in entry.domains:
@@ -63,7 +68,12 @@ class PoolIndex:
         return len(self._hosts) + nets
 
     def match_host(self, host: str) -> PoolEndpoint | None:
-        """The entry for `host` or its nearest listed parent domain (case and final dot ignored)."""
+        """The entry for `host` or its nearest listed parent domain (case and final dot ignored).
+
+        When that entry names no pool or no coin, the returned copy takes them from
+        the nearest parent entry that does (stratum.antpool.com, listed bare by
+        Falco, is AntPool's); its id, kind and source stay the specific entry's.
+        """
         name = host.lower().rstrip(".")
         hosts = self._hosts
         while True:
@@ -90,6 +100,24 @@ class PoolIndex:
                 if not entry.ports or port in entry.ports:
                     return entry
         return None
+
+
+def _inherit(hosts: dict[str, PoolEndpoint], name: str, entry: PoolEndpoint) -> PoolEndpoint:
+    """`entry` (listed for `name`) with a missing pool name or coin filled from its parents."""
+    pool, coin = entry.pool, entry.coin
+    parent = name
+    while pool is None or coin is None:
+        dot = parent.find(".")
+        if dot < 0:
+            break
+        parent = parent[dot + 1 :]
+        above = hosts.get(parent)
+        if above is not None:
+            pool = above.pool if pool is None else pool
+            coin = above.coin if coin is None else coin
+    if (pool, coin) == (entry.pool, entry.coin):
+        return entry
+    return replace(entry, pool=pool, coin=coin)
 
 
 def _ordered(entries: list[PoolEndpoint]) -> list[PoolEndpoint]:

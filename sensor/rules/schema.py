@@ -27,6 +27,8 @@ ValueCheck = Callable[[Any], str | None]
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*\Z")
 _COIN = re.compile(r"[a-z0-9]{2,12}\Z")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+# What traffic to a pool endpoint means (PoolEndpoint.kind); the first is the default.
+POOL_KINDS = ("pool", "browser")
 # Host names as pool lists and SNI carry them: letters, digits, '-', '_' (seen in
 # real pool hosts), at least two labels, no scheme, port, path or wildcard.
 _HOST = re.compile(
@@ -66,6 +68,12 @@ def _check_port(value: int) -> str | None:
 
 def _check_coin(value: str) -> str | None:
     return None if _COIN.match(value) else f"bad coin {value!r} (a lowercase ticker such as xmr)"
+
+
+def _check_kind(value: str) -> str | None:
+    if value in POOL_KINDS:
+        return None
+    return f"unknown kind {value!r} (expected one of {', '.join(POOL_KINDS)})"
 
 
 def _check_host(value: str) -> str | None:
@@ -146,6 +154,7 @@ SCHEMA: dict[str, Section] = {
             "networks": Field("str", many=True, check=_check_network),
             "ports": Field("int", many=True, check=_check_port),
             "coin": Field("str", check=_check_coin),
+            "kind": Field("str", check=_check_kind),
             "source": Field("str", required=True),
             "date": Field("date", check=_check_date),
         },

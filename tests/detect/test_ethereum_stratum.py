@@ -1,7 +1,7 @@
 """EthereumStratum/1.0.0 detector, and its split of flows with the stratum-v1 detector.
 
 Sessions are built from the NiceHash EthereumStratum/1.0.0 specification; the helpers and
-the Bitcoin-family sessions come from the stratum-v1 tests so that both detectors are
+the Bitcoin-family sessions are shared with the stratum-v1 tests so that both detectors are
 checked against the same flows.
 """
 
@@ -19,7 +19,7 @@ from sensor.detect.base import JsonMessage
 from sensor.detect.ethereum_stratum import EthereumStratumDetector
 from sensor.detect.stratum_v1 import StratumV1Detector
 from sensor.model import Confidence, Side
-from tests.detect.test_stratum_v1 import (
+from tests.detect.stratum_helpers import (
     BTC_NOTIFY,
     BTC_SESSION,
     BTC_WALLET,
@@ -176,6 +176,18 @@ def test_kaspa_saying_ethereumstratum_is_stratum_v1(run):
     finding = run(KAS_SESSION, StratumV1Detector).finding()
     assert finding is not None
     assert (finding.dialect, finding.coin) == ("stratum-v1", "kas")
+
+
+def test_kadena_account_submits_are_stratum_v1(run):
+    """A Kadena nonce2 looks like an EthereumStratum minernonce; the k: account says Kadena."""
+    login = "k:" + HASH + ".rig2"
+    session = [("M", req(7, "mining.submit", login, "6412800009e8", "00000000a1b2"))]
+    detector = run(session)
+    assert detector.finding() is None
+    assert detector.declined
+    finding = run(session, StratumV1Detector).finding()
+    assert finding is not None
+    assert (finding.coin, finding.algorithm, finding.worker) == ("kda", "blake2s", "rig2")
 
 
 def test_eth_saying_ethereumstratum_is_ethereum_stratum(run):

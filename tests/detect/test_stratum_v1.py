@@ -1,86 +1,45 @@
 """Stratum v1 detector: sessions crafted from the public stratum specs, look-alikes, captures.
 
 Sessions are lists of (who, line): "M" lines come from the miner, "P" lines from the pool.
-`feed` maps the miner to Side.ORIG unless told otherwise, so that the tests also cover
-captures where the pool's side is the one that sent the first packet.
+`feed` (tests/detect/stratum_helpers.py) maps the miner to Side.ORIG unless told otherwise,
+so that the tests also cover captures where the pool's side is the one that sent the first
+packet.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-from typing import Any
-
-import orjson
 import pytest
 
 from sensor.detect.base import BinaryChunk, HttpMessage, JsonMessage
 from sensor.detect.ethereum_stratum import EthereumStratumDetector
-from sensor.detect.stratum_v1 import BDIFF1_TARGET, StratumV1Detector, target_to_difficulty
+from sensor.detect.stratum_shapes import BDIFF1_TARGET, target_to_difficulty
+from sensor.detect.stratum_v1 import StratumV1Detector
 from sensor.model import Confidence, Side
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-
-BTC_WALLET = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
-ZEC_WALLET = "t1Zk4kJgQ5eYvB6nX1cHuAqTL2fWmRsPD3g7"
-RVN_WALLET = "RXk4kJgQ5eYvB6nX1cHuAqTL2fWmRsPD3g"
-KAS_WALLET = "kaspa:qz7ulu4c25dh7fzec9zjyku5xc2kz5q2gk3ndkcfzsl9tj0xn36nezu9ek2wq"
-LTC_WALLET = "LXk4kJgQ5eYvB6nX1cHuAqTL2fWmRsPD3g"
-ERG_WALLET = "9fVd3rEtQXTH3XNMAp7WHpE8vRkqdDq1XZv7Zfq5nH5PpYqfMrS"
-HASH = "4ba8cddecb7a291fae3ea0b21445ac4dea6000fef7de9067c0f6f0c4628f9771"
-HASH2 = "abad8f99f3918bf903c6a909d9bbc0fdfa5a2f4b9cb1196175ec825c6610126c"
-
-
-def req(id_: Any, method: str, *params: Any) -> dict[str, Any]:
-    """A request (or, with id None, a notification)."""
-    return {"id": id_, "method": method, "params": list(params)}
-
-
-def note(method: str, *params: Any) -> dict[str, Any]:
-    return req(None, method, *params)
-
-
-def ok(id_: Any, result: Any = True) -> dict[str, Any]:
-    return {"id": id_, "result": result, "error": None}
-
-
-def err(id_: Any, code: int, text: str) -> dict[str, Any]:
-    return {"id": id_, "result": None, "error": [code, text, None]}
-
-
-BTC_NOTIFY = note(
-    "mining.notify", "1f", HASH, "01000000010000", "0d2f6e6f64652f", [HASH2], "20000000",
-    "1a0ffff0", "5385c669", True,
-)  # fmt: skip
-BTC_SESSION: list[tuple[str, Any]] = [
-    ("M", req(1, "mining.subscribe", "cgminer/4.10.0")),
-    ("P", ok(1, [[["mining.set_difficulty", "b4b6"], ["mining.notify", "b4b6"]], "08000002", 4])),
-    ("M", req(2, "mining.authorize", BTC_WALLET + ".rig7", "x")),
-    ("P", ok(2)),
-    ("P", note("mining.set_difficulty", 512)),
-    ("P", BTC_NOTIFY),
-    ("M", req(3, "mining.submit", "w", "1f", "00000001", "5385c669", "d3560b00")),
-    ("P", ok(3)),
-    ("M", req(4, "mining.submit", "w", "1f", "00000002", "5385c669", "1fe30b00")),
-    ("P", err(4, 23, "Low difficulty share")),
-    ("M", req(5, "mining.submit", "w", "1f", "00000003", "5385c669", "2d491400")),
-    ("P", ok(5, False)),
-    ("P", note("mining.set_difficulty", 1024)),
-]
-
-
-def feed(session, detector_cls=StratumV1Detector, rules=None, coins=None, miner=Side.ORIG):
-    """Feed (who, message) pairs to a fresh detector and return it.
-
-    A message is a JSON line, or an object that is serialised and parsed again, so every
-    message reaches the detector as the inspector would hand it over.
-    """
-    detector = detector_cls(rules[detector_cls.dialect], coins)
-    for who, message in session:
-        side = miner if who == "M" else miner.other
-        line = message if isinstance(message, str | bytes) else orjson.dumps(message)
-        detector.feed(JsonMessage(side, 1.0, orjson.loads(line)))
-    return detector
+from tests.detect.stratum_helpers import (
+    BTC_NOTIFY,
+    BTC_SESSION,
+    BTC_WALLET,
+    ERG_WALLET,
+    ERGO_NOTIFY,
+    HASH,
+    HASH2,
+    KAS_SESSION,
+    KAS_WALLET,
+    LOOKALIKES,
+    LTC_WALLET,
+    RVN_WALLET,
+    ZEC_HOST,
+    ZEC_NOTIFY,
+    ZEC_SUBSCRIBE,
+    ZEC_WALLET,
+    err,
+    feed,
+    kadena_sessions,
+    note,
+    ok,
+    reformat,
+    req,
+)
 
 
 @pytest.fixture
@@ -178,28 +137,13 @@ def test_error_answer_does_not_confirm(run):
     assert finding.confidence == Confidence.SUSPECTED
 
 
-def _reformat(message: dict[str, Any], variant: int) -> bytes:
-    if variant == 1:
-        return orjson.dumps(message, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
-    if variant == 2:  # keys reversed, blanks around separators
-        text = orjson.dumps(dict(reversed(list(message.items())))).decode()
-        return text.replace(",", " ,  ").replace(":", " : ").encode()
-    return orjson.dumps(message)
-
-
 @pytest.mark.parametrize("variant", [1, 2])
 def test_key_order_and_whitespace_do_not_matter(run, variant):
-    session = [(who, _reformat(message, variant)) for who, message in BTC_SESSION]
+    session = [(who, reformat(message, variant)) for who, message in BTC_SESSION]
     assert run(session).finding() == run(BTC_SESSION).finding()
 
 
 # --- Zcash, extranonce, version rolling, client.* -------------------------------------------
-
-ZEC_HOST = "zec-eu.example-pool.org"
-ZEC_SUBSCRIBE = req(1, "mining.subscribe", "nheqminer/0.5c", None, ZEC_HOST, "3357")
-ZEC_NOTIFY = note(
-    "mining.notify", "6b1c", "04000000", HASH, HASH2, "0" * 64, "5a1b2c3d", "1c0a1b2c", True
-)
 
 
 def test_zcash_session(run):
@@ -313,19 +257,6 @@ def test_kawpow_shape(run):
 
 # --- Kaspa, Ergo, Kadena: stratum-v1 by the product contract -------------------------------
 
-KAS_HEADER = [12931420455412366080, 3906541393413434386, 13845519497221418830, 95614198463114]
-KAS_SESSION: list[tuple[str, Any]] = [
-    ("M", req(1, "mining.subscribe", "BzMiner-v21.1.0", "EthereumStratum/1.0.0")),
-    ("P", ok(1, [True, "EthereumStratum/1.0.0"])),
-    ("M", req(2, "mining.authorize", KAS_WALLET + ".rig1", "x")),
-    ("P", ok(2)),
-    ("P", note("set_extranonce", "0029", 6)),
-    ("P", note("mining.set_difficulty", 4096.5)),
-    ("P", note("mining.notify", "7b", KAS_HEADER, 1700000000000)),
-    ("M", req(3, "mining.submit", KAS_WALLET + ".rig1", "7b", "0x9a1c3e5f00000001")),
-    ("P", ok(3)),
-]
-
 
 def test_kaspa_session_is_stratum_v1(run):
     finding = run(KAS_SESSION).finding()
@@ -363,10 +294,6 @@ def test_kaspa_header_hex_notify_mid_session(run):
     assert (finding.coin, finding.miner_side) == ("kas", Side.RESP)
 
 
-ERGO_TARGET = "28269553036454149273332760011886696253239742350009903329945699220681916416"
-ERGO_NOTIFY = note("mining.notify", "4c5d", 1148245, HASH, "", "", 2, ERGO_TARGET, [], True)
-
-
 def test_ergo_session(run):
     session = [
         ("M", req(1, "mining.subscribe", "lolMiner 1.76")),
@@ -394,21 +321,6 @@ def test_ethash_flow_is_not_stratum_v1(run):
 
 
 # --- look-alikes that must not fire --------------------------------------------------------
-
-LOOKALIKES = [
-    ('{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}', True),
-    ('{"method":"getinfo","params":[],"id":1}', True),
-    ('{"method":"subscribe","params":["orders.eu"],"id":7}', True),
-    ('{"method":"login","params":{"user":"bob","password":"x"},"id":1}', True),
-    ('{"method":"post","params":{"text":"mining.subscribe, mining.notify"},"id":3}', True),
-    ('{"request":"agent data","data":[{"host":"web1","key":"mining.notify"}]}', True),
-    ('{"ts":"2024-01-01T00:00:00Z","level":"info","msg":"mining.submit accepted"}', True),
-    ('[{"method":"mining.subscribe","params":[]}]', True),
-    ('{"id":1,"result":true,"error":null}', False),
-    ('{"id":2,"result":[[["mining.notify","1"]],"0000",4],"error":null}', False),
-    ('{"method":"mining.notify","params":{"user":"x"}}', False),
-    ('{"method":"mining.subscribe"}', False),
-]
 
 
 @pytest.mark.parametrize(("line", "declines"), LOOKALIKES)
@@ -469,23 +381,8 @@ def test_long_strings_are_bounded(run):
 # --- public transcripts --------------------------------------------------------------------
 
 
-def _kadena_sessions() -> list[list[tuple[str, Any]]]:
-    path = SHARED / "reference" / "kadena_stratum_example_sessions_f2pool_poolflare.txt"
-    if not path.is_file():
-        pytest.skip("shared reference material not available")
-    sessions: list[list[tuple[str, Any]]] = []
-    for line in path.read_text().splitlines():
-        if line.startswith("-- $ tel"):
-            sessions.append([])
-        elif sessions and (found := re.match(r"-- (\{.*\})\s*$", line)):
-            text = found.group(1)
-            # The telnet user typed the requests, with a blank after the brace.
-            sessions[-1].append(("M" if text.startswith("{ ") else "P", text))
-    return sessions
-
-
 def test_kadena_transcripts(run):
-    sessions = _kadena_sessions()
+    sessions = kadena_sessions()
     assert len(sessions) >= 3
     for session in sessions:
         finding = run(session).finding()

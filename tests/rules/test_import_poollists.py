@@ -147,6 +147,16 @@ def test_imported_files_validate_and_cite_their_source(lists: Path) -> None:
         assert "Permission is hereby granted" in text or "Apache License" in text
 
 
+def test_nocoin_entries_are_browser_mining_and_others_omit_the_default() -> None:
+    items = [tool.Item(host="miner.example"), tool.Item(ip="45.15.156.210")]
+    for src in tool.SOURCES:
+        entries = tool.host_entries(src, items) + tool.network_entries(src, items)
+        assert len(entries) == 2
+        kinds = {e.get("kind") for e in entries}
+        browser = src.key in ("nocoin", "keraf")
+        assert kinds == ({"browser"} if browser else {None}), src.key
+
+
 def test_importer_refuses_missing_lists(tmp_path: Path) -> None:
     assert tool.main(["--lists", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()

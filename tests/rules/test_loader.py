@@ -71,6 +71,23 @@ def test_pool_records_are_normalised(tmp_path: Path) -> None:
     assert (pool.ports, pool.date) == ((3333,), "2026-01-02")
 
 
+def test_pool_kind_defaults_to_pool(tmp_path: Path) -> None:
+    write(tmp_path, "p.yml", """\
+        pools:
+          - {id: web, domains: [webminer.example], kind: browser, source: s}
+          - {id: pool, domains: [pool.example], source: s}
+        """)  # fmt: skip
+    kinds = {p.id: p.kind for p in load_rules([tmp_path], replace=True).pools}
+    assert kinds == {"web": "browser", "pool": "pool"}
+
+
+def test_bundled_browser_mining_services_are_marked(bundled) -> None:
+    kinds = {p.id: p.kind for p in bundled.pools}
+    for service in ("coinhive", "authedmine", "crypto-loot"):
+        assert kinds[f"minewatch.pool.{service}"] == "browser"
+    assert kinds["minewatch.pool.nanopool"] == "pool"
+
+
 MINE = "pools:\n  - {id: my.pool, domains: [pool.example.net], source: me}\n"
 
 

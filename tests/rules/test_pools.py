@@ -90,6 +90,44 @@ def test_same_host_prefers_the_entry_that_says_more() -> None:
     assert ids(PoolIndex([named, later]).match_host("antpool.com")) == "user"
 
 
+def test_bare_sub_domain_entry_takes_pool_and_coin_from_parents() -> None:
+    # Falco lists stratum.antpool.com bare; the hand-checked parent names the pool.
+    index = PoolIndex(
+        [
+            endpoint("known", domains=["antpool.com"], pool="AntPool"),
+            endpoint("single", domains=["xmr.antpool.com"], coin="xmr"),
+            endpoint("falco", domains=["stratum.antpool.com", "a.b.xmr.antpool.com"]),
+        ]
+    )
+    found = index.match_host("stratum.antpool.com")
+    assert (found.id, found.pool, found.coin) == ("falco", "AntPool", None)
+    assert found.source == "test" and found.kind == "pool"
+    # Each field comes from the nearest parent that has it: coin from xmr.antpool.com,
+    # the pool name from antpool.com; the same entry merges differently per name.
+    deep = index.match_host("x.a.b.xmr.antpool.com")
+    assert (deep.id, deep.pool, deep.coin) == ("falco", "AntPool", "xmr")
+    assert index.match_host("xmr.antpool.com").pool == "AntPool"
+
+
+def test_specific_values_and_kind_are_never_overwritten() -> None:
+    parent = endpoint("parent", domains=["example.com"], pool="Parent", coin="btc")
+    child = PoolEndpoint(
+        "child", pool="Child", domains=("ws.example.com",), coin="xmr", kind="browser"
+    )
+    index = PoolIndex([parent, child])
+    assert index.match_host("ws.example.com") is child  # nothing to fill: the entry itself
+    assert index.match_host("example.com") is parent
+    named = endpoint("named", domains=["pool.example.com"], pool="Named")
+    found = PoolIndex([parent, named]).match_host("pool.example.com")
+    assert (found.pool, found.coin) == ("Named", "btc")
+
+
+def test_without_a_parent_a_bare_entry_stays_bare() -> None:
+    bare = endpoint("bare", domains=["stratum.example.org"])
+    other = endpoint("other", domains=["example.com"], pool="Other")
+    assert PoolIndex([bare, other]).match_host("stratum.example.org") is bare
+
+
 def test_same_network_prefers_entry_with_ports() -> None:
     anyport = endpoint("any", networks=["192.0.2.1"])
     withport = endpoint("port", networks=["192.0.2.1"], ports=[3333])

@@ -57,6 +57,8 @@ P, D, S = "pools:\n  - id: a\n", "    domains: [x.com]\n", "    source: s\n"
         (P + D + S + "    date: 21.11.2026\n", 5, "bad date"),
         (P + D + S + "    date: 2026-02-30\n", 5, "bad date"),
         (P + D + "    coin: XMR\n" + S, 4, "bad coin"),
+        (P + D + "    kind: miner\n" + S, 4, "'kind': unknown kind 'miner' (expected"),
+        (P + D + "    kind: [browser]\n" + S, 4, "'kind' must be a string"),
         (P + "    id: b\n" + D + S, 3, "duplicate key 'id'"),
         ("pools:\n  - just a string\n", 2, "must be a mapping"),
         ("pools: {id: a}\n", 1, "must be a list"),
@@ -76,6 +78,15 @@ def test_each_problem_names_its_line(text: str, line: int, message: str) -> None
     assert problems[0].path == "rules/t.yaml"
     assert problems[0].line == line
     assert message in problems[0].message
+
+
+@pytest.mark.parametrize("kind", ["pool", "browser"])
+def test_pool_kind_is_optional_and_kept(kind: str) -> None:
+    entries, problems = validate(P + D + f"    kind: {kind}\n" + S)
+    assert problems == []
+    assert entries[0].values["kind"] == kind
+    (default,), _ = validate(P + D + S)
+    assert "kind" not in default.values
 
 
 def test_all_problems_of_a_file_are_reported() -> None:

@@ -1,0 +1,52 @@
+"""The `minewatch` command: parses arguments, runs a subcommand, maps errors to exit codes.
+
+The only place that exits. Exit codes: 0 success, 1 runtime failure,
+2 bad usage or bad input (after every readable input was processed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from sensor import __version__
+from sensor.commands import replay, rules
+from sensor.rules.errors import RuleError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minewatch", description="Find cryptocurrency mining in network traffic."
+    )
+    parser.add_argument("--version", action="version", version=f"minewatch {__version__}")
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    replay.add_parser(sub)
+    rules.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="minewatch: %(levelname)s: %(name)s: %(message)s"
+    )
+    try:
+        return int(args.run(args))
+    except RuleError as exc:
+        print(f"minewatch: invalid rules:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:
+        print(f"minewatch: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

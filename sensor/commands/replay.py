@@ -1,0 +1,94 @@
+"""`minewatch replay PATH...`: detect mining in capture files."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sensor.capture.progress import Progress
+from sensor.flows.table import FlowSettings
+from sensor.pipeline import Endpoints, Pipeline, PipelineSettings
+from sensor.replay import Replay
+from sensor.rules.loader import load_rules
+from sensor.rules.model import RuleSet
+from sensor.sinks import Sink
+from sensor.sinks.events import EveWriter
+from sensor.sinks.report import ReportBuilder
+from sensor.sinks.summary import summary_text
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="detect mining in pcap/pcapng files or folders")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="extra rule folder (repeatable); adds to the bundled rules",
+    )
+    p.add_argument(
+        "--rules-replace",
+        action="store_true",
+        help="use only the --rules folders, not the bundled rules",
+    )
+    p.add_argument(
+        "--events", metavar="FILE", help="write EVE-style JSON Lines events ('-': stdout)"
+    )
+    p.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report")
+    p.add_argument(
+        "--no-prefilter",
+        action="store_true",
+        help="read every packet in Python (no libpcap BPF passes)",
+    )
+    p.add_argument(
+        "--stream-depth",
+        type=int,
+        default=64,
+        metavar="KIB",
+        help="bytes reassembled per direction before a flow is recognised",
+    )
+    p.add_argument("--max-flows", type=int, default=200_000, help="flow table size")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal)",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rules = load_rules(args.rules, replace=args.rules_replace)
+    settings = PipelineSettings(
+        flows=FlowSettings(max_flows=args.max_flows, stream_depth=args.stream_depth * 1024)
+    )
+    report = ReportBuilder()
+    sinks: list[Sink] = [report]
+    if args.events:
+        sinks.append(EveWriter(args.events))
+    started = time.monotonic()
+    replay = Replay(
+        args.paths, _factory(rules, sinks), settings, not args.no_prefilter, Progress(args.progress)
+    )
+    outcome = replay.run()
+    stats = outcome.pipeline.stats
+    if args.report:
+        report.write(args.report, stats.first_ts, stats.last_ts)
+    if args.events != "-":
+        print(summary_text(outcome, report, time.monotonic() - started))
+    return 2 if outcome.errors.messages else 0
+
+
+def _factory(
+    rules: RuleSet, sinks: list[Sink]
+) -> Callable[[PipelineSettings, bool, Callable[[Endpoints], bool] | None], Pipeline]:
+    def build(
+        settings: PipelineSettings, with_sinks: bool, admit: Callable[[Endpoints], bool] | None
+    ) -> Pipeline:
+        return Pipeline(rules, sinks if with_sinks else (), settings, admit=admit)
+
+    return build

@@ -1,0 +1,55 @@
+"""Host names learned from DNS answers, so pool flows can be named host:port.
+
+Only responses are read (with dpkt, a few per second on a busy link), and
+the map is bounded: the oldest names are forgotten first.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import OrderedDict
+
+import dpkt
+
+MAX_NAMES = 100_000
+
+
+class HostNames:
+    """IP address -> the last host name a DNS answer gave for it."""
+
+    def __init__(self, limit: int = MAX_NAMES) -> None:
+        self._names: OrderedDict[str, str] = OrderedDict()
+        self._limit = limit
+        self.malformed = 0
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def get(self, ip: str) -> str | None:
+        return self._names.get(ip)
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._names.items())
+
+    def learn(self, payload: bytes) -> None:
+        """Read a DNS message; remember the names of A and AAAA answers."""
+        try:
+            msg = dpkt.dns.DNS(payload)
+        except (dpkt.UnpackError, IndexError, ValueError):
+            self.malformed += 1
+            return
+        if msg.qr != dpkt.dns.DNS_R:
+            return
+        # Through a CNAME chain, the name the client asked for is the one it dialled.
+        asked = msg.qd[0].name if msg.qd else None
+        for rr in msg.an:
+            if rr.type == dpkt.dns.DNS_A and len(rr.rdata) == 4:
+                self._remember(socket.inet_ntop(socket.AF_INET, rr.rdata), asked or rr.name)
+            elif rr.type == dpkt.dns.DNS_AAAA and len(rr.rdata) == 16:
+                self._remember(socket.inet_ntop(socket.AF_INET6, rr.rdata), asked or rr.name)
+
+    def _remember(self, ip: str, name: str) -> None:
+        self._names[ip] = name.rstrip(".").lower()
+        self._names.move_to_end(ip)
+        if len(self._names) > self._limit:
+            self._names.popitem(last=False)

@@ -1,0 +1,211 @@
+"""Sans-I/O framers: stream bytes of one direction in, messages out.
+
+Each direction of a flow picks its framer from its first bytes: newline-
+delimited JSON for `{`/`[`, HTTP/1.x for a request or status line, and a
+single binary chunk for anything else. Framers are bounded: a line or head
+that grows past its limit is dropped, never buffered without end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from sensor.detect.base import BinaryChunk, HttpMessage, JsonMessage, Message
+from sensor.model import Side
+
+MAX_LINE = 64 * 1024
+MAX_HEAD = 16 * 1024
+MAX_BODY = 256 * 1024
+HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"OPTIONS ", b"DELETE ", b"PATCH ")
+
+
+def parse_json(data: bytes) -> Any:
+    """The JSON value of `data`, or None when it is not JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
+class JsonLineFramer:
+    """Newline-delimited JSON; a partial first line (mid-session) is skipped."""
+
+    __slots__ = ("_buf", "_side", "bad_lines")
+
+    def __init__(self, side: Side) -> None:
+        self._side, self._buf, self.bad_lines = side, b"", 0
+
+    def feed(self, ts: float, data: bytes) -> list[Message]:
+        buf = self._buf + data
+        lines = buf.split(b"\n")
+        self._buf = lines.pop()
+        if len(self._buf) > MAX_LINE:
+            self._buf, self.bad_lines = b"", self.bad_lines + 1
+        return self._messages(ts, lines)
+
+    def flush(self, ts: float) -> list[Message]:
+        rest, self._buf = self._buf, b""
+        return self._messages(ts, [rest]) if rest.strip() else []
+
+    def _messages(self, ts: float, lines: list[bytes]) -> list[Message]:
+        out: list[Message] = []
+        for line in lines:
+            line = line.strip()
+            if not line:
+                continue
+            obj = parse_json(line) if line[:1] in (b"{", b"[") else None
+            if obj is None:
+                self.bad_lines += 1
+                continue
+            out.append(JsonMessage(self._side, ts, obj))
+        return out
+
+
+class HttpFramer:
+    """HTTP/1.x requests or responses with Content-Length or chunked bodies."""
+
+    __slots__ = ("_buf", "_side", "broken")
+
+    def __init__(self, side: Side) -> None:
+        self._side, self._buf, self.broken = side, b"", False
+
+    def feed(self, ts: float, data: bytes) -> list[Message]:
+        if self.broken:
+            return []
+        self._buf += data
+        out: list[Message] = []
+        while self._buf:
+            msg = self._next(ts, final=False)
+            if msg is None:
+                break
+            out.append(msg)
+        return out
+
+    def flush(self, ts: float) -> list[Message]:
+        msg = self._next(ts, final=True) if self._buf and not self.broken else None
+        self._buf = b""
+        return [msg] if msg else []
+
+    def _next(self, ts: float, final: bool) -> HttpMessage | None:
+        head_end = self._buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            if len(self._buf) > MAX_HEAD:
+                self.broken = True
+            return None
+        msg = _parse_head(self._side, ts, self._buf[:head_end])
+        if msg is None:
+            self.broken = True
+            return None
+        body, used = _body(self._buf, head_end + 4, msg, final)
+        if body is None:
+            return None
+        self._buf = self._buf[used:]
+        msg.body = body
+        if body[:1] in (b"{", b"["):
+            msg.json = parse_json(body)
+        return msg
+
+
+def _parse_head(side: Side, ts: float, head: bytes) -> HttpMessage | None:
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2:
+        return None
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    if parts[0].startswith("HTTP/"):
+        status = int(parts[1]) if parts[1].isdigit() else None
+        return HttpMessage(side, ts, False, None, None, status, headers)
+    return HttpMessage(side, ts, True, parts[0], parts[1], None, headers)
+
+
+def _body(buf: bytes, start: int, msg: HttpMessage, final: bool) -> tuple[bytes | None, int]:
+    """(body, bytes consumed) once the body is complete; (None, 0) to wait for more."""
+    length = msg.headers.get("content-length", "")
+    if length.isdigit():
+        end = start + int(length)
+        if len(buf) >= end or final or end - start > MAX_BODY:
+            return buf[start : min(end, start + MAX_BODY)], min(end, len(buf))
+        return None, 0
+    if "chunked" in msg.headers.get("transfer-encoding", "").lower():
+        return _chunked(buf, start, final)
+    if msg.is_request or msg.status in (100, 101, 204, 304):
+        return b"", start
+    # A response without a length runs to the end of the connection.
+    return (buf[start : start + MAX_BODY], len(buf)) if final else (None, 0)
+
+
+def _chunked(buf: bytes, pos: int, final: bool) -> tuple[bytes | None, int]:
+    parts = []
+    while True:
+        line_end = buf.find(b"\r\n", pos)
+        if line_end < 0:
+            break
+        size_text = buf[pos:line_end].split(b";")[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            return b"".join(parts), len(buf)
+        if size == 0:
+            return b"".join(parts), min(len(buf), line_end + 4)
+        if line_end + 2 + size > len(buf):
+            break
+        parts.append(buf[line_end + 2 : line_end + 2 + size])
+        pos = line_end + 4 + size
+    return (b"".join(parts), len(buf)) if final else (None, 0)
+
+
+class BinaryFramer:
+    """Hands over the first bytes of a binary stream once, then ignores the rest.
+
+    The first segment is enough to recognise a Stratum V2 setup or a node
+    handshake, and handing it over at once lets an uninteresting binary flow
+    (SSH, ordinary TLS) stop costing anything.
+    """
+
+    __slots__ = ("_buf", "_done", "_side")
+
+    def __init__(self, side: Side) -> None:
+        self._side, self._done, self._buf = side, False, b""
+
+    def feed(self, ts: float, data: bytes) -> list[Message]:
+        if self._done or not data:
+            return []
+        self._buf += data
+        if len(self._buf) < _wanted(self._buf):
+            return []  # a TLS hello split over segments: wait for the whole record
+        return self.flush(ts)
+
+    def flush(self, ts: float) -> list[Message]:
+        if self._done or not self._buf:
+            return []
+        self._done = True
+        chunk, self._buf = self._buf[:TLS_RECORD_MAX], b""
+        return [BinaryChunk(self._side, ts, chunk)]
+
+
+TLS_RECORD_MAX = 16 * 1024 + 5
+
+
+def _wanted(buf: bytes) -> int:
+    """How many bytes make the first message: a whole TLS record, else what we have."""
+    if len(buf) >= 5 and buf[0] == 0x16 and buf[1] == 0x03:
+        return min(5 + int.from_bytes(buf[3:5], "big"), TLS_RECORD_MAX)
+    return 0
+
+
+Framer = JsonLineFramer | HttpFramer | BinaryFramer
+
+
+def framer_for(side: Side, first: bytes) -> Framer:
+    """The framer for a direction whose stream starts with `first`."""
+    if first[:1] in (b"{", b"["):
+        return JsonLineFramer(side)
+    if first.startswith(b"HTTP/1.") or first.startswith(HTTP_METHODS):
+        return HttpFramer(side)
+    return BinaryFramer(side)

@@ -1,0 +1,183 @@
+"""The one place that knows the order of stages.
+
+frame -> decode -> flows (+ stream reassembly) -> detect -> attribute -> sinks.
+Replay and live capture both hand frames to `Pipeline.feed`; everything
+after capture is shared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sensor.attribute import Attributor, NullAttributor
+from sensor.decode import Decoder
+from sensor.detect.dns import HostNames
+from sensor.detect.endpoint import endpoint_finding
+from sensor.detect.inspector import DetectContext, FlowInspector
+from sensor.flows.flow import TCP_SYN, Flow
+from sensor.flows.reassembly import Stream
+from sensor.flows.table import FlowSettings, FlowTable
+from sensor.model import UDP, Finding, Frame, Packet, Side
+from sensor.records import RecordBuilder
+from sensor.rules.model import RuleSet
+from sensor.sinks import Sink, SinkSet
+
+log = logging.getLogger(__name__)
+
+UNLIMITED = 1 << 62
+Endpoints = tuple[str, int, str, int]
+
+
+@dataclass
+class PipelineStats:
+    packets: int = 0
+    bytes: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    mining_flows: int = 0
+    node_flows: int = 0
+    input_errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    flows: FlowSettings = FlowSettings()
+    # exact=False reads each segment as it comes, without reassembly: the
+    # prefilter pass sees only segment starts, so there is nothing to reorder.
+    exact: bool = True
+
+
+class Pipeline:
+    """Feeds frames through the stages; hands records to the sinks."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        sinks: Iterable[Sink] = (),
+        settings: PipelineSettings | None = None,
+        attributor: Attributor | None = None,
+        admit: Callable[[Endpoints], bool] | None = None,
+    ) -> None:
+        self.settings = settings or PipelineSettings()
+        self.decoder = Decoder()
+        self.names = HostNames()
+        self.ctx = DetectContext.from_rules(rules)
+        self.sinks = SinkSet(list(sinks))
+        self.flows = FlowTable(self.settings.flows, self._flow_ended)
+        self.records = RecordBuilder(self.ctx, self.names, attributor or NullAttributor())
+        self.stats = PipelineStats()
+        self.interesting: set[Endpoints] = set()
+        self._admit = admit
+
+    # -- stages ---------------------------------------------------------------
+    def feed(self, frame: Frame) -> None:
+        stats = self.stats
+        stats.packets += 1
+        stats.bytes += len(frame.data)
+        pkt = self.decoder.decode(frame)
+        if pkt is None:
+            return
+        if stats.first_ts is None:
+            stats.first_ts = pkt.ts
+        stats.last_ts = pkt.ts
+        if pkt.proto == UDP:
+            if pkt.sport == 53 and pkt.payload:
+                self.names.learn(pkt.payload)
+            return  # pool protocols run over TCP
+        if self._admit is not None and not self._admits(pkt):
+            return
+        flow = self.flows.get(pkt)
+        side = flow.side_of(pkt)
+        if pkt.tcp_flags & TCP_SYN:
+            self._stream(flow, side).syn(pkt.seq)
+        if pkt.payload:
+            self._inspect(flow, side, pkt)
+
+    def _admits(self, pkt: Packet) -> bool:
+        assert self._admit is not None
+        return self._admit((pkt.src, pkt.sport, pkt.dst, pkt.dport)) or self._admit(
+            (pkt.dst, pkt.dport, pkt.src, pkt.sport)
+        )
+
+    def _stream(self, flow: Flow, side: Side) -> Stream:
+        stream = flow.streams[side]
+        if stream is None:
+            stream = flow.streams[side] = Stream(self.settings.flows.stream_depth)
+        return stream
+
+    def _inspect(self, flow: Flow, side: Side, pkt: Packet) -> None:
+        flow.payload[side] += len(pkt.payload)
+        inspector = flow.inspector
+        if inspector is None:
+            inspector = flow.inspector = FlowInspector(self.ctx, flow.resp[1])
+        elif not inspector.active:
+            return
+        if self.settings.exact:
+            data = self._stream(flow, side).segment(pkt.seq, pkt.payload)
+        else:
+            data = pkt.payload
+        if data:
+            inspector.data(side, pkt.ts, data)
+            self._detected(flow, inspector, pkt.ts)
+
+    def _detected(self, flow: Flow, inspector: FlowInspector, ts: float) -> None:
+        finding = inspector.finding
+        if finding is not None and not flow.reported:
+            self._lift_depth(flow)
+            if finding.confirmed:
+                self._report(flow, finding, ts)
+        if inspector.node and not flow.node_reported:
+            flow.node_reported = True
+            self.stats.node_flows += 1
+            self.sinks.node(self.records.node(flow, inspector.node, ts))
+
+    @staticmethod
+    def _lift_depth(flow: Flow) -> None:
+        # A recognised pool flow is read to its end: shares and difficulty
+        # changes feed the hash-rate estimate, and pool flows are light.
+        for stream in flow.streams:
+            if stream is not None:
+                stream.depth = UNLIMITED
+
+    def _report(self, flow: Flow, finding: Finding, ts: float) -> None:
+        flow.reported = finding
+        self.stats.mining_flows += 1
+        self.sinks.mining(self.records.mining(flow, finding, ts))
+
+    def _flow_ended(self, flow: Flow, reason: str) -> None:
+        inspector = flow.inspector
+        finding = None
+        if inspector is not None:
+            inspector.finish(flow.last)
+            finding = inspector.finding
+        if finding is None and flow.payload[0] and flow.payload[1]:
+            finding = endpoint_finding(
+                self.ctx.pools, self.names, (flow.orig, flow.resp), flow.payload
+            )
+        if finding is not None and not flow.reported:
+            self._report(flow, finding, flow.last)
+        if flow.reported is not None:
+            # A detector may step back late (a sibling dialect showed itself);
+            # the flow event then keeps what the mining event said.
+            final = finding if finding is not None else flow.reported
+            self.sinks.flow_end(self.records.flow_end(flow, final, reason))
+        if finding is not None or (
+            inspector is not None and (inspector.node or inspector.undecided)
+        ):
+            self.interesting.add((*flow.orig, *flow.resp))
+
+    def finish(self) -> None:
+        """End of input: end every flow, then close the sinks."""
+        self.flows.flush()
+        self.sinks.close()
+
+    def health(self) -> dict[str, Counter[str]]:
+        return {
+            "decode_errors": self.decoder.errors,
+            "flows_evicted": self.flows.evicted,
+            "detector_errors": self.ctx.detector_errors,
+            "sink_errors": self.sinks.errors,
+        }

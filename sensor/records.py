@@ -1,0 +1,89 @@
+"""Turn a flow and its finding into the records sinks receive.
+
+Orients the flow miner -> pool, names the pool (host from the protocol, TLS
+or DNS, else its address), completes the coin from the pool's host name or
+endpoint rule, and attributes the miner (cached per IP: never per packet).
+"""
+
+from __future__ import annotations
+
+from sensor.attribute import Attributor
+from sensor.detect.dns import HostNames
+from sensor.detect.inspector import DetectContext
+from sensor.flows.flow import Flow
+from sensor.model import Attribution, Finding, FlowRecord, MiningRecord, NodeRecord, Side
+
+MAX_CACHED_OWNERS = 100_000
+
+
+class RecordBuilder:
+    def __init__(self, ctx: DetectContext, names: HostNames, attributor: Attributor) -> None:
+        self._ctx, self._names, self._attributor = ctx, names, attributor
+        self._owners: dict[str, Attribution] = {}
+
+    def mining(self, flow: Flow, finding: Finding, ts: float) -> MiningRecord:
+        miner_ip, miner_port = flow.endpoint(finding.miner_side)
+        pool_ip, pool_port = flow.endpoint(finding.miner_side.other)
+        host = finding.host or self._names.get(pool_ip)
+        self._complete_coin(finding, host, pool_ip, pool_port)
+        return MiningRecord(
+            flow_id=flow.id,
+            ts=ts,
+            proto=flow.proto_name,
+            miner_ip=miner_ip,
+            miner_port=miner_port,
+            pool_ip=pool_ip,
+            pool_port=pool_port,
+            pool=f"{host or _bracket(pool_ip)}:{pool_port}",
+            pool_host=host,
+            finding=finding,
+            org=self.owner(miner_ip),
+            source=flow.source,
+        )
+
+    def _complete_coin(self, finding: Finding, host: str | None, ip: str, port: int) -> None:
+        if finding.coin is not None:
+            return
+        entry = (self._ctx.pools.match_host(host) if host else None) or self._ctx.pools.match_ip(
+            ip, port
+        )
+        hint = self._ctx.rules.coins.for_host(host)
+        if entry is not None and entry.coin:
+            finding.coin = entry.coin
+        elif hint is not None:
+            finding.coin = hint.coin
+        if hint is not None and finding.coin == hint.coin and finding.algorithm is None:
+            finding.algorithm = hint.algorithm
+
+    def flow_end(self, flow: Flow, finding: Finding, reason: str) -> FlowRecord:
+        rec = self.mining(flow, finding, flow.last)
+        miner = finding.miner_side
+        return FlowRecord(
+            mining=rec,
+            pkts_toserver=flow.pkts[miner],
+            pkts_toclient=flow.pkts[miner.other],
+            bytes_toserver=flow.bytes[miner],
+            bytes_toclient=flow.bytes[miner.other],
+            start=flow.start,
+            end=flow.last,
+            state=flow.state,
+            reason=reason,
+        )
+
+    def node(self, flow: Flow, protocol: str, ts: float) -> NodeRecord:
+        (src, sport), (dst, dport) = flow.endpoint(Side.ORIG), flow.endpoint(Side.RESP)
+        return NodeRecord(
+            flow.id, ts, flow.proto_name, src, sport, dst, dport, protocol, flow.source
+        )
+
+    def owner(self, ip: str) -> Attribution:
+        owner = self._owners.get(ip)
+        if owner is None:
+            if len(self._owners) >= MAX_CACHED_OWNERS:
+                self._owners.clear()
+            owner = self._owners[ip] = self._attributor.lookup(ip)
+        return owner
+
+
+def _bracket(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip

@@ -1,0 +1,161 @@
+"""The replay job: capture files through the pipeline into the sinks.
+
+With libpcap, replay makes two filtered passes so that only packets that can
+matter reach Python (see `capture.prefilter`):
+
+1. scan: the candidate filter; a sink-less pipeline reads segment starts and
+   notes the flows worth a full look (any finding, node traffic, or a
+   detector still undecided) and the addresses DNS gave for pool host names;
+2. full: a filter for exactly those flows and hosts; the real pipeline
+   reassembles and detects them and writes every record.
+
+Meanwhile a thread counts every packet and byte in C (libpcap releases the
+GIL), for the totals. Without libpcap one pure-Python pass reads everything;
+both ways give the same events.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from sensor.capture.errors import CaptureError
+from sensor.capture.libpcap import UnionFilter, compiled
+from sensor.capture.prefilter import candidate_filter, flow_filter, network_filters
+from sensor.capture.progress import Progress
+from sensor.capture.replay import FileReader, InputErrors, expand
+from sensor.pipeline import Endpoints, Pipeline, PipelineSettings
+
+# libpcap's optimiser grows faster than linearly with terms (400 server terms
+# compile in about 1.2 s, once per link type): beyond MAX_FLOW_TERMS flows are
+# grouped by server, beyond MAX_SERVER_TERMS Python reads everything.
+MAX_FLOW_TERMS = 150
+MAX_SERVER_TERMS = 400
+
+PipelineFactory = Callable[[PipelineSettings, bool, Callable[[Endpoints], bool] | None], Pipeline]
+
+
+@dataclass
+class ReplayOutcome:
+    files: list[Path]
+    errors: InputErrors
+    pipeline: Pipeline
+    packets: int = 0
+    bytes: int = 0
+    candidates: int = 0  # packets that passed the prefilter (two-pass mode)
+    mode: str = "python"
+    pass2: str = ""
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+class Replay:
+    """Runs files through pipelines built by `factory(settings, with_sinks, admit)`."""
+
+    def __init__(
+        self,
+        paths: Iterable[Path],
+        factory: PipelineFactory,
+        settings: PipelineSettings,
+        prefilter: bool = True,
+        progress: Progress | None = None,
+    ) -> None:
+        self.errors = InputErrors()
+        self.files = expand(paths, self.errors)
+        self.reader = FileReader(self.errors, use_libpcap=prefilter)
+        self.factory, self.settings = factory, settings
+        self.progress = progress or Progress(enabled=False)
+
+    def run(self) -> ReplayOutcome:
+        if self.reader.use_libpcap:
+            return self._two_pass()
+        return self._one_pass()
+
+    def _one_pass(self) -> ReplayOutcome:
+        pipeline = self.factory(self.settings, True, None)
+        for path in self.progress.files(self.files, "reading"):
+            for frame in self.reader.frames(path):
+                pipeline.feed(frame)
+        pipeline.finish()
+        out = ReplayOutcome(self.files, self.errors, pipeline)
+        out.packets, out.bytes = pipeline.stats.packets, pipeline.stats.bytes
+        return out
+
+    def _two_pass(self) -> ReplayOutcome:
+        counts: dict[str, tuple[int, int]] = {}
+        counter = threading.Thread(target=self._count_all, args=(counts,), daemon=True)
+        counter.start()
+        scan = self._scan()
+        pipeline, pass2 = self._full(scan)
+        counter.join()
+        out = ReplayOutcome(self.files, self.errors, pipeline, mode="libpcap two-pass")
+        out.packets = sum(p for p, _ in counts.values())
+        out.bytes = sum(b for _, b in counts.values())
+        out.candidates, out.pass2, out.counts = scan.stats.packets, pass2, counts
+        return out
+
+    def _count_all(self, counts: dict[str, tuple[int, int]]) -> None:
+        for path in self.files:
+            counts[str(path)] = self.reader.count(path)
+
+    def _scan(self) -> Pipeline:
+        scan_settings = PipelineSettings(flows=self.settings.flows, exact=False)
+        scan = self.factory(scan_settings, False, None)
+        pool_nets = [str(n) for e in scan.ctx.rules.pools for n in e.networks]
+        for path in self.progress.files(self.files, "pass 1/2"):
+            linktype = self.reader.linktype(path)
+            bpf = _scan_filter(linktype, pool_nets) if linktype is not None else None
+            for frame in self.reader.frames(path, bpf):
+                scan.feed(frame)
+        scan.flows.flush()
+        return scan
+
+    def _full(self, scan: Pipeline) -> tuple[Pipeline, str]:
+        flows = sorted(scan.interesting)
+        pool_ips = sorted(_pool_addresses(scan))
+        wanted = set(flows)
+        hosts = set(pool_ips)
+
+        def admit(ends: Endpoints) -> bool:
+            return ends in wanted or ends[0] in hosts or ends[2] in hosts
+
+        pipeline = self.factory(self.settings, True, admit)
+        filters, pass2 = _pass2_terms(flows, pool_ips)
+        for path in self.progress.files(self.files, "pass 2/2"):
+            linktype = self.reader.linktype(path)
+            bpf = flow_filter(linktype, **filters) if linktype is not None and filters else None
+            for frame in self.reader.frames(path, bpf):
+                pipeline.feed(frame)
+        pipeline.finish()
+        return pipeline, pass2
+
+
+@cache
+def _scan_filter_cached(linktype: int, networks: tuple[str, ...]) -> UnionFilter:
+    parts = [candidate_filter(linktype), *network_filters(linktype, networks)]
+    return UnionFilter([compiled(linktype, expression) for expression in parts])
+
+
+def _scan_filter(linktype: int, networks: list[str]) -> UnionFilter | None:
+    try:
+        return _scan_filter_cached(linktype, tuple(networks))
+    except CaptureError:
+        return None  # a link type libpcap cannot filter: read everything
+
+
+def _pool_addresses(scan: Pipeline) -> set[str]:
+    """Addresses that DNS answers in pass 1 gave for pool host names."""
+    pools = scan.ctx.pools
+    return {ip for ip, name in scan.names.items() if pools.match_host(name) is not None}
+
+
+def _pass2_terms(flows: list[Endpoints], hosts: list[str]) -> tuple[dict, str]:
+    """BPF terms for pass 2: exact flows, else their servers, else none (Python reads all)."""
+    if len(flows) + len(hosts) <= MAX_FLOW_TERMS:
+        return {"flows": flows, "hosts": hosts}, f"{len(flows)} flows, {len(hosts)} hosts"
+    servers = sorted({(b, q) for _, _, b, q in flows})
+    if len(servers) + len(hosts) <= MAX_SERVER_TERMS:
+        return {"servers": servers, "hosts": hosts}, f"{len(servers)} servers, {len(hosts)} hosts"
+    return {}, "unfiltered (too many flows for BPF)"

@@ -1,0 +1,209 @@
+"""The JSON report: who mines, where, how much, over the observed window.
+
+Built from the same records as the events, so `report` over an event log and
+`--report` of a replay agree. Hash rate and power stay null until the
+estimator provides them (the contract's fields are present either way).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sensor.model import FlowRecord, MiningRecord, NodeRecord
+from sensor.sinks.events import iso_time
+
+
+@dataclass
+class Suspect:
+    """One miner IP and everything seen of it."""
+
+    ip: str
+    org: str | None = None
+    org_type: str | None = None
+    region: str | None = None
+    coins: set[str] = field(default_factory=set)
+    dialects: set[str] = field(default_factory=set)
+    pools: set[str] = field(default_factory=set)
+    wallets: set[str] = field(default_factory=set)
+    first_seen: float = float("inf")
+    last_seen: float = 0.0
+    flows: int = 0
+    egress: int = 0
+    ingress: int = 0
+
+    def add(self, rec: MiningRecord) -> None:
+        f = rec.finding
+        self.org, self.org_type, self.region = rec.org.name, rec.org.type, rec.org.region
+        self.dialects.add(f.dialect)
+        self.pools.add(rec.pool)
+        if f.coin:
+            self.coins.add(f.coin)
+        if f.wallet:
+            self.wallets.add(f.wallet)
+        self.first_seen = min(self.first_seen, rec.ts)
+        self.last_seen = max(self.last_seen, rec.ts)
+
+
+@dataclass
+class PoolSeen:
+    endpoint: str
+    host: str | None
+    coins: set[str] = field(default_factory=set)
+    clients: set[str] = field(default_factory=set)
+
+
+class ReportBuilder:
+    """A sink that accumulates suspects and pools; `build()` gives the report."""
+
+    def __init__(self) -> None:
+        self.suspects: dict[str, Suspect] = {}
+        self.pools: dict[str, PoolSeen] = {}
+        self.mining_flows = 0
+        self.node_flows = 0
+
+    def mining(self, rec: MiningRecord) -> None:
+        self.mining_flows += 1
+        self._suspect(rec).add(rec)
+        pool = self.pools.get(rec.pool)
+        if pool is None:
+            endpoint = f"{rec.pool_ip}:{rec.pool_port}"
+            pool = self.pools[rec.pool] = PoolSeen(endpoint, rec.pool_host)
+        pool.clients.add(rec.miner_ip)
+        if rec.finding.coin:
+            pool.coins.add(rec.finding.coin)
+
+    def _suspect(self, rec: MiningRecord) -> Suspect:
+        suspect = self.suspects.get(rec.miner_ip)
+        if suspect is None:
+            suspect = self.suspects[rec.miner_ip] = Suspect(rec.miner_ip)
+        return suspect
+
+    def flow_end(self, rec: FlowRecord) -> None:
+        suspect = self._suspect(rec.mining)
+        suspect.add(rec.mining)
+        suspect.flows += 1
+        suspect.egress += rec.bytes_toserver
+        suspect.ingress += rec.bytes_toclient
+        suspect.first_seen = min(suspect.first_seen, rec.start)
+        suspect.last_seen = max(suspect.last_seen, rec.end)
+
+    def node(self, rec: NodeRecord) -> None:
+        self.node_flows += 1
+
+    def close(self) -> None:
+        pass
+
+    def build(self, start: float | None, end: float | None) -> dict[str, Any]:
+        seconds = max((end or 0.0) - (start or 0.0), 0.0)
+        suspects = sorted(self.suspects.values(), key=lambda s: s.ip)
+        egress = sum(s.egress for s in suspects)
+        return {
+            "window": {
+                "start": iso_time(start) if start is not None else None,
+                "end": iso_time(end) if end is not None else None,
+                "seconds": round(seconds, 6),
+            },
+            "totals": {
+                "suspect_ips": len(suspects),
+                "mining_flows": self.mining_flows,
+                "pool_egress_bytes": egress,
+                "pool_ingress_bytes": sum(s.ingress for s in suspects),
+                "pool_egress_mbps": round(egress * 8 / 1e6 / seconds, 6) if seconds else 0.0,
+                "hashrate_hs": None,
+                "power_w": None,
+                "energy_kwh_per_day": None,
+            },
+            "by_coin": _by_coin(suspects),
+            "by_org_type": _by_org_type(suspects),
+            "by_region": _by_key(suspects, "region"),
+            "by_org": _by_org(suspects),
+            "suspects": [_suspect_row(s) for s in suspects],
+            "pools": [_pool_row(p) for p in sorted(self.pools.values(), key=lambda p: p.endpoint)],
+        }
+
+    def write(self, path: Path, start: float | None, end: float | None) -> None:
+        data = orjson.dumps(self.build(start, end), option=orjson.OPT_INDENT_2)
+        path.write_bytes(data + b"\n")
+
+
+def _suspect_row(s: Suspect) -> dict[str, Any]:
+    return {
+        "ip": s.ip,
+        "org": s.org,
+        "org_type": s.org_type,
+        "region": s.region,
+        "coins": sorted(s.coins),
+        "dialects": sorted(s.dialects),
+        "pools": sorted(s.pools),
+        "wallets": sorted(s.wallets),
+        "first_seen": iso_time(s.first_seen),
+        "last_seen": iso_time(s.last_seen),
+        "pool_egress_bytes": s.egress,
+        "hashrate_hs": None,
+        "power_w": None,
+    }
+
+
+def _pool_row(p: PoolSeen) -> dict[str, Any]:
+    coin = sorted(p.coins)[0] if len(p.coins) == 1 else None
+    return {"endpoint": p.endpoint, "host": p.host, "coin": coin, "clients": len(p.clients)}
+
+
+def _by_coin(suspects: list[Suspect]) -> list[dict[str, Any]]:
+    rows: dict[str | None, dict[str, Any]] = {}
+    for s in suspects:
+        for coin in sorted(s.coins) or [None]:
+            row = rows.setdefault(coin, {"coin": coin, "suspect_ips": 0, "pool_egress_bytes": 0})
+            row["suspect_ips"] += 1
+            row["pool_egress_bytes"] += s.egress
+    for row in rows.values():
+        row.update(hashrate_hs=None, power_w=None)
+    return sorted(rows.values(), key=lambda r: (-r["suspect_ips"], r["coin"] or ""))
+
+
+def _by_key(suspects: list[Suspect], attr: str) -> list[dict[str, Any]]:
+    counts: dict[str | None, int] = defaultdict(int)
+    for s in suspects:
+        counts[getattr(s, attr)] += 1
+    rows = [{attr: key, "suspect_ips": n} for key, n in counts.items()]
+    return sorted(rows, key=lambda r: (-r["suspect_ips"], r[attr] or ""))
+
+
+def _by_org_type(suspects: list[Suspect]) -> list[dict[str, Any]]:
+    counts: dict[str, int] = defaultdict(int)
+    for s in suspects:
+        counts[s.org_type or "unknown"] += 1
+    total = len(suspects)
+    rows = [
+        {"org_type": key, "suspect_ips": n, "share": round(n / total, 6)}
+        for key, n in counts.items()
+    ]
+    return sorted(rows, key=lambda r: (-r["suspect_ips"], r["org_type"]))
+
+
+def _by_org(suspects: list[Suspect]) -> list[dict[str, Any]]:
+    orgs: dict[str, list[Suspect]] = defaultdict(list)
+    for s in suspects:
+        if s.org:
+            orgs[s.org].append(s)
+    rows = []
+    for name, members in orgs.items():
+        rows.append(
+            {
+                "org": name,
+                "org_type": members[0].org_type,
+                "region": members[0].region,
+                "suspect_ips": len(members),
+                "ips": sorted(m.ip for m in members),
+                "coins": sorted(set().union(*(m.coins for m in members))),
+                "pools": sorted(set().union(*(m.pools for m in members))),
+                "first_seen": iso_time(min(m.first_seen for m in members)),
+                "last_seen": iso_time(max(m.last_seen for m in members)),
+            }
+        )
+    return sorted(rows, key=lambda r: (-r["suspect_ips"], r["org"]))

@@ -1,0 +1,52 @@
+"""The short human summary `minewatch replay` prints on stdout."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from sensor.sinks.report import ReportBuilder
+
+if TYPE_CHECKING:
+    from sensor.replay import ReplayOutcome
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def summary_text(outcome: ReplayOutcome, report: ReportBuilder, seconds: float) -> str:
+    data = report.build(outcome.pipeline.stats.first_ts, outcome.pipeline.stats.last_ts)
+    totals = data["totals"]
+    rate = outcome.packets / seconds if seconds > 0 else 0.0
+    lines = [
+        f"minewatch replay: {len(outcome.files)} file(s), {outcome.packets:,} packets "
+        f"({_size(outcome.bytes)}) in {seconds:.2f} s ({rate:,.0f} packets/s, {outcome.mode})",
+        f"mining flows: {totals['mining_flows']} from {totals['suspect_ips']} miner IP(s) "
+        f"to {len(data['pools'])} pool endpoint(s); pool egress {_size(totals['pool_egress_bytes'])}",
+    ]
+    dialects = Counter(d for s in report.suspects.values() for d in s.dialects)
+    if dialects:
+        lines.append("dialects: " + ", ".join(f"{d} {n}" for d, n in dialects.most_common()))
+    for row in data["suspects"][:20]:
+        coins = ",".join(row["coins"]) or "?"
+        lines.append(f"  {row['ip']:<40} {coins:<8} -> {', '.join(row['pools'])}")
+    if len(data["suspects"]) > 20:
+        lines.append(f"  ... and {len(data['suspects']) - 20} more (see --report)")
+    if report.node_flows:
+        lines.append(f"cryptocurrency node flows (not mining): {report.node_flows}")
+    health = outcome.pipeline.health()
+    errors = sum(health["decode_errors"].values())
+    if errors:
+        lines.append(f"decode errors: {errors} ({_top(health['decode_errors'])})")
+    for message in outcome.errors.messages:
+        lines.append(f"input error: {message}")
+    return "\n".join(lines)
+
+
+def _top(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counter.most_common(4))
