@@ -28,6 +28,9 @@ from sensor.sinks import Sink, SinkSet
 log = logging.getLogger(__name__)
 
 UNLIMITED = 1 << 62
+# A pool often confirms (subscribe result, job) a moment before the miner
+# authorizes; the event waits this long for the login so that it can name it.
+LOGIN_GRACE = 5.0
 Endpoints = tuple[str, int, str, int]
 
 
@@ -44,7 +47,7 @@ class PipelineStats:
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    flows: FlowSettings = FlowSettings()
+    flows: FlowSettings = field(default_factory=FlowSettings)
     # exact=False reads each segment as it comes, without reassembly: the
     # prefilter pass sees only segment starts, so there is nothing to reorder.
     exact: bool = True
@@ -128,7 +131,10 @@ class Pipeline:
         if finding is not None and not flow.reported:
             self._lift_depth(flow)
             if finding.confirmed:
-                self._report(flow, finding, ts)
+                if flow.confirmed_at is None:
+                    flow.confirmed_at = ts
+                if finding.login or finding.shares or ts - flow.confirmed_at >= LOGIN_GRACE:
+                    self._report(flow, finding, flow.confirmed_at)
         if inspector.node and not flow.node_reported:
             flow.node_reported = True
             self.stats.node_flows += 1
@@ -158,7 +164,7 @@ class Pipeline:
                 self.ctx.pools, self.names, (flow.orig, flow.resp), flow.payload
             )
         if finding is not None and not flow.reported:
-            self._report(flow, finding, flow.last)
+            self._report(flow, finding, flow.confirmed_at or flow.last)
         if flow.reported is not None:
             # A detector may step back late (a sibling dialect showed itself);
             # the flow event then keeps what the mining event said.

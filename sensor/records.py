@@ -7,6 +7,8 @@ endpoint rule, and attributes the miner (cached per IP: never per packet).
 
 from __future__ import annotations
 
+import ipaddress
+
 from sensor.attribute import Attributor
 from sensor.detect.dns import HostNames
 from sensor.detect.inspector import DetectContext
@@ -24,8 +26,14 @@ class RecordBuilder:
     def mining(self, flow: Flow, finding: Finding, ts: float) -> MiningRecord:
         miner_ip, miner_port = flow.endpoint(finding.miner_side)
         pool_ip, pool_port = flow.endpoint(finding.miner_side.other)
+        if finding.host and not _is_address(finding.host):
+            # The protocol named the pool (SNI, Host, subscribe): later flows to
+            # the same address are named after it too.
+            self._names.remember(pool_ip, finding.host)
         host = finding.host or self._names.get(pool_ip)
         self._complete_coin(finding, host, pool_ip, pool_port)
+        if finding.wallet and not self._looks_like_wallet(finding.wallet):
+            finding.wallet = None  # a pool account name: the login keeps it
         return MiningRecord(
             flow_id=flow.id,
             ts=ts,
@@ -55,6 +63,13 @@ class RecordBuilder:
         if hint is not None and finding.coin == hint.coin and finding.algorithm is None:
             finding.algorithm = hint.algorithm
 
+    def _looks_like_wallet(self, text: str) -> bool:
+        """A known address format, or long enough and alphanumeric to be one."""
+        if self._ctx.rules.coins.for_wallet(text) is not None:
+            return True
+        body = text.split(":", 1)[-1]
+        return len(body) >= 26 and body.isalnum()
+
     def flow_end(self, flow: Flow, finding: Finding, reason: str) -> FlowRecord:
         rec = self.mining(flow, finding, flow.last)
         miner = finding.miner_side
@@ -83,6 +98,14 @@ class RecordBuilder:
                 self._owners.clear()
             owner = self._owners[ip] = self._attributor.lookup(ip)
         return owner
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _bracket(ip: str) -> str:

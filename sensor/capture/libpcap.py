@@ -222,7 +222,8 @@ class PcapFile:
         libpcap's own `pcap_dump` serves as the per-packet callback, writing to
         a stream that only counts: `pcap_dispatch` returns the packet count and
         the bytes written are a 24-byte file header plus 16 bytes of header and
-        the captured bytes per packet. No Python runs per packet, and the GIL is released but once a MiB.
+        the captured bytes per packet. No Python runs per packet, and the GIL is
+        released but once a MiB.
         """
         lib, counter = self._lib, _ByteCounter()
         dumper = lib.pcap_dump_fopen(self._handle, counter.stream) if counter.stream else None

@@ -78,7 +78,9 @@ class FileReader:
         except CaptureError:
             return None
 
-    def frames(self, path: Path, bpf: str | None = None) -> Iterator[Frame]:
+    def frames(
+        self, path: Path, bpf: str | libpcap.Filter | libpcap.UnionFilter | None = None
+    ) -> Iterator[Frame]:
         """Frames of one file; errors recorded, frames before the damage kept."""
         try:
             if self.use_libpcap:

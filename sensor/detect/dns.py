@@ -48,6 +48,10 @@ class HostNames:
             elif rr.type == dpkt.dns.DNS_AAAA and len(rr.rdata) == 16:
                 self._remember(socket.inet_ntop(socket.AF_INET6, rr.rdata), asked or rr.name)
 
+    def remember(self, ip: str, name: str) -> None:
+        """Record a name for an address learned elsewhere (SNI, HTTP Host)."""
+        self._remember(ip, name)
+
     def _remember(self, ip: str, name: str) -> None:
         self._names[ip] = name.rstrip(".").lower()
         self._names.move_to_end(ip)

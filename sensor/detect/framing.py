@@ -141,7 +141,7 @@ def _body(buf: bytes, start: int, msg: HttpMessage, final: bool) -> tuple[bytes 
 
 
 def _chunked(buf: bytes, pos: int, final: bool) -> tuple[bytes | None, int]:
-    parts = []
+    parts: list[bytes] = []
     while True:
         line_end = buf.find(b"\r\n", pos)
         if line_end < 0:

@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sensor.detect.base import BinaryChunk, Detector, Message
+from sensor.detect.base import BinaryChunk, Detector, DetectorFactory, Message
 from sensor.detect.cryptonote import CryptoNoteDetector
 from sensor.detect.ethereum_stratum import EthereumStratumDetector
 from sensor.detect.ethproxy import EthProxyDetector
@@ -28,21 +28,23 @@ from sensor.rules.pools import PoolIndex, pool_index
 
 log = logging.getLogger(__name__)
 
-JSON_DETECTORS = {
+JSON_DETECTORS: dict[str, DetectorFactory] = {
     "ethereum-stratum": EthereumStratumDetector,
     "grin": GrinDetector,
     "ethproxy": EthProxyDetector,
     "cryptonote": CryptoNoteDetector,
     "stratum-v1": StratumV1Detector,
 }
-HTTP_DETECTORS = {"getwork": GetworkDetector}
-BINARY_DETECTORS = {"stratum-v2": StratumV2Detector}
+HTTP_DETECTORS: dict[str, DetectorFactory] = {"getwork": GetworkDetector}
+BINARY_DETECTORS: dict[str, DetectorFactory] = {"stratum-v2": StratumV2Detector}
 # Ties in confidence go to the more specific dialect.
 PRIORITY = {
     name: rank
     for rank, name in enumerate(
-        ["ethereum-stratum", "grin", "ethproxy", "cryptonote", "stratum-v1", "getwork"]
-        + ["stratum-v2", "tls", "endpoint"]
+        [
+            *("ethereum-stratum", "grin", "ethproxy", "cryptonote", "stratum-v1", "getwork"),
+            *("stratum-v2", "tls", "endpoint"),
+        ]
     )
 }
 
@@ -59,7 +61,7 @@ class DetectContext:
     def from_rules(cls, rules: RuleSet) -> DetectContext:
         return cls(rules, pool_index(rules))
 
-    def build(self, table: dict[str, type]) -> list[Detector]:
+    def build(self, table: dict[str, DetectorFactory]) -> list[Detector]:
         coins = self.rules.coins
         return [
             cls(rule, coins)
@@ -111,7 +113,7 @@ class FlowInspector:
         """Detectors for the kind of stream just seen, once per kind per flow."""
         have = {d.dialect for d in self._detectors}
         if isinstance(framer, BinaryFramer):
-            table: dict[str, type] = BINARY_DETECTORS
+            table = BINARY_DETECTORS
             extra: list[Detector] = []
             if "tls" not in have:
                 extra.append(

@@ -51,6 +51,7 @@ class Flow:
     state: str = "new"
     id: int = 0
     reported: Finding | None = None  # what the mining event said, once written
+    confirmed_at: float | None = None  # first confirmation, while waiting for the login
     node_reported: bool = False
 
     @property

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sensor.flows.flow import TCP_FIN, TCP_RST, TCP_SYN, Flow, FlowKey, flow_key, new_flow
-from sensor.model import Packet
+from sensor.model import Packet, Side
 
 _SWEEP_EVERY = 1.0  # seconds of capture time between expiry sweeps
 
@@ -62,7 +62,7 @@ class FlowTable:
         flow.bytes[side] += pkt.wire_len
         flow.last = pkt.ts
         if pkt.tcp_flags and flow.state != "closed":
-            self._tcp_state(flow, pkt.tcp_flags)
+            self._tcp_state(flow, pkt.tcp_flags, side)
             if flow.state == "closed":
                 self._closing[key] = pkt.ts
         return flow
@@ -86,12 +86,12 @@ class FlowTable:
         return flow
 
     @staticmethod
-    def _tcp_state(flow: Flow, flags: int) -> None:
+    def _tcp_state(flow: Flow, flags: int, side: Side) -> None:
         if flags & TCP_RST:
             flow.state = "closed"
         elif flags & TCP_FIN:
-            flow.fins += 1
-            flow.state = "closed" if flow.fins >= 2 else "closing"
+            flow.fins |= 1 << side  # retransmitted FINs of one side do not close
+            flow.state = "closed" if flow.fins == 3 else "closing"
         elif flow.state == "new" and flow.pkts[0] and flow.pkts[1]:
             flow.state = "established"
 

@@ -157,7 +157,8 @@ def _pool_row(p: PoolSeen) -> dict[str, Any]:
 def _by_coin(suspects: list[Suspect]) -> list[dict[str, Any]]:
     rows: dict[str | None, dict[str, Any]] = {}
     for s in suspects:
-        for coin in sorted(s.coins) or [None]:
+        coins: list[str | None] = [*sorted(s.coins)] or [None]
+        for coin in coins:
             row = rows.setdefault(coin, {"coin": coin, "suspect_ips": 0, "pool_egress_bytes": 0})
             row["suspect_ips"] += 1
             row["pool_egress_bytes"] += s.egress

@@ -26,8 +26,8 @@ def summary_text(outcome: ReplayOutcome, report: ReportBuilder, seconds: float) 
     lines = [
         f"minewatch replay: {len(outcome.files)} file(s), {outcome.packets:,} packets "
         f"({_size(outcome.bytes)}) in {seconds:.2f} s ({rate:,.0f} packets/s, {outcome.mode})",
-        f"mining flows: {totals['mining_flows']} from {totals['suspect_ips']} miner IP(s) "
-        f"to {len(data['pools'])} pool endpoint(s); pool egress {_size(totals['pool_egress_bytes'])}",
+        f"mining flows: {totals['mining_flows']} from {totals['suspect_ips']} miner IP(s) to "
+        f"{len(data['pools'])} pool endpoint(s); pool egress {_size(totals['pool_egress_bytes'])}",
     ]
     dialects = Counter(d for s in report.suspects.values() for d in s.dialects)
     if dialects:

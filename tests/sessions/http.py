@@ -109,7 +109,7 @@ def getwork_legacy() -> Script:
     expect = Expect(
         True,
         "getwork",
-        "btc",
+        None,  # cgminer 2.x mined scrypt too: nothing names the coin
         login=user,
         wallet="minewatch",
         worker="rig11",
