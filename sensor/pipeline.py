@@ -83,9 +83,12 @@ class Pipeline:
         pkt = self.decoder.decode(frame)
         if pkt is None:
             return
-        if stats.first_ts is None:
+        # min and max, not first and last: files of one replay need not come in
+        # time order, and the report's window must span all of them.
+        if stats.first_ts is None or pkt.ts < stats.first_ts:
             stats.first_ts = pkt.ts
-        stats.last_ts = pkt.ts
+        if stats.last_ts is None or pkt.ts > stats.last_ts:
+            stats.last_ts = pkt.ts
         if pkt.proto == UDP:
             if pkt.sport == 53 and pkt.payload:
                 self.names.learn(pkt.payload)

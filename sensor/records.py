@@ -22,15 +22,27 @@ class RecordBuilder:
     def __init__(self, ctx: DetectContext, names: HostNames, attributor: Attributor) -> None:
         self._ctx, self._names, self._attributor = ctx, names, attributor
         self._owners: dict[str, Attribution] = {}
+        # The pool host each reported flow's mining event named (popped when the
+        # flow ends): its flow event names the same pool, even if another flow
+        # has taught the address a different name in between.
+        self._named: dict[int, str | None] = {}
 
     def mining(self, flow: Flow, finding: Finding, ts: float) -> MiningRecord:
-        miner_ip, miner_port = flow.endpoint(finding.miner_side)
-        pool_ip, pool_port = flow.endpoint(finding.miner_side.other)
+        rec = self._record(flow, finding, ts, self._pool_host(flow, finding))
+        self._named[flow.id] = rec.pool_host
+        return rec
+
+    def _pool_host(self, flow: Flow, finding: Finding) -> str | None:
+        pool_ip = flow.endpoint(finding.miner_side.other)[0]
         if finding.host and not _is_address(finding.host):
             # The protocol named the pool (SNI, Host, subscribe): later flows to
             # the same address are named after it too.
             self._names.remember(pool_ip, finding.host)
-        host = finding.host or self._names.get(pool_ip)
+        return finding.host or self._names.get(pool_ip)
+
+    def _record(self, flow: Flow, finding: Finding, ts: float, host: str | None) -> MiningRecord:
+        miner_ip, miner_port = flow.endpoint(finding.miner_side)
+        pool_ip, pool_port = flow.endpoint(finding.miner_side.other)
         self._complete_coin(finding, host, pool_ip, pool_port)
         if finding.wallet and not self._looks_like_wallet(finding.wallet):
             finding.wallet = None  # a pool account name: the login keeps it
@@ -71,7 +83,10 @@ class RecordBuilder:
         return len(body) >= 26 and body.isalnum()
 
     def flow_end(self, flow: Flow, finding: Finding, reason: str) -> FlowRecord:
-        rec = self.mining(flow, finding, flow.last)
+        host = self._pool_host(flow, finding)
+        if flow.id in self._named:
+            host = finding.host or self._named.pop(flow.id)
+        rec = self._record(flow, finding, flow.last, host)
         miner = finding.miner_side
         return FlowRecord(
             mining=rec,

@@ -19,21 +19,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
-from sensor.capture.errors import CaptureError
-from sensor.capture.libpcap import UnionFilter, compiled
-from sensor.capture.prefilter import candidate_filter, flow_filter, network_filters
+from sensor.capture.prefilter import flow_program, scan_program
 from sensor.capture.progress import Progress
 from sensor.capture.replay import FileReader, InputErrors, expand
 from sensor.pipeline import Endpoints, Pipeline, PipelineSettings
-
-# libpcap's optimiser grows faster than linearly with terms (400 server terms
-# compile in about 1.2 s, once per link type): beyond MAX_FLOW_TERMS flows are
-# grouped by server, beyond MAX_SERVER_TERMS Python reads everything.
-MAX_FLOW_TERMS = 150
-MAX_SERVER_TERMS = 400
 
 PipelineFactory = Callable[[PipelineSettings, bool, Callable[[Endpoints], bool] | None], Pipeline]
 
@@ -106,7 +97,7 @@ class Replay:
         pool_nets = [str(n) for e in scan.ctx.rules.pools for n in e.networks]
         for path in self.progress.files(self.files, "pass 1/2"):
             linktype = self.reader.linktype(path)
-            bpf = _scan_filter(linktype, pool_nets) if linktype is not None else None
+            bpf = scan_program(linktype, pool_nets) if linktype is not None else None
             for frame in self.reader.frames(path, bpf):
                 scan.feed(frame)
         scan.flows.flush()
@@ -122,40 +113,17 @@ class Replay:
             return ends in wanted or ends[0] in hosts or ends[2] in hosts
 
         pipeline = self.factory(self.settings, True, admit)
-        filters, pass2 = _pass2_terms(flows, pool_ips)
+        pass2 = f"{len(flows)} flows, {len(pool_ips)} pool addresses"
         for path in self.progress.files(self.files, "pass 2/2"):
             linktype = self.reader.linktype(path)
-            bpf = flow_filter(linktype, **filters) if linktype is not None and filters else None
+            bpf = flow_program(linktype, flows, pool_ips) if linktype is not None else None
             for frame in self.reader.frames(path, bpf):
                 pipeline.feed(frame)
         pipeline.finish()
         return pipeline, pass2
 
 
-@cache
-def _scan_filter_cached(linktype: int, networks: tuple[str, ...]) -> UnionFilter:
-    parts = [candidate_filter(linktype), *network_filters(linktype, networks)]
-    return UnionFilter([compiled(linktype, expression) for expression in parts])
-
-
-def _scan_filter(linktype: int, networks: list[str]) -> UnionFilter | None:
-    try:
-        return _scan_filter_cached(linktype, tuple(networks))
-    except CaptureError:
-        return None  # a link type libpcap cannot filter: read everything
-
-
 def _pool_addresses(scan: Pipeline) -> set[str]:
     """Addresses that DNS answers in pass 1 gave for pool host names."""
     pools = scan.ctx.pools
     return {ip for ip, name in scan.names.items() if pools.match_host(name) is not None}
-
-
-def _pass2_terms(flows: list[Endpoints], hosts: list[str]) -> tuple[dict, str]:
-    """BPF terms for pass 2: exact flows, else their servers, else none (Python reads all)."""
-    if len(flows) + len(hosts) <= MAX_FLOW_TERMS:
-        return {"flows": flows, "hosts": hosts}, f"{len(flows)} flows, {len(hosts)} hosts"
-    servers = sorted({(b, q) for _, _, b, q in flows})
-    if len(servers) + len(hosts) <= MAX_SERVER_TERMS:
-        return {"servers": servers, "hosts": hosts}, f"{len(servers)} servers, {len(hosts)} hosts"
-    return {}, "unfiltered (too many flows for BPF)"

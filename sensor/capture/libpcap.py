@@ -139,6 +139,17 @@ class Filter:
         return [self.program.bf_insns[i] for i in range(self.program.bf_len)]
 
 
+class GeneratedFilter:
+    """A BPF program built from instructions (see `bpfgen`), usable in a union."""
+
+    def __init__(self, insns: list[Any], expression: str) -> None:
+        self._insns = [_BpfInsn(i.code, i.jt, i.jf, i.k) for i in insns]
+        self.expression = expression
+
+    def instructions(self) -> list[_BpfInsn]:
+        return self._insns
+
+
 class UnionFilter:
     """Accepts what any of its programs accepts, in one BPF program.
 
@@ -148,7 +159,7 @@ class UnionFilter:
     libpcap copies the program when it is installed.
     """
 
-    def __init__(self, parts: list[Filter]) -> None:
+    def __init__(self, parts: list[Filter | GeneratedFilter]) -> None:
         insns: list[_BpfInsn] = []
         for index, part in enumerate(parts):
             code = part.instructions()

@@ -78,7 +78,7 @@ class _PcapngState:
 
     def __init__(self) -> None:
         self.order = "<"
-        self.interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
+        self.interfaces: list[tuple[int, float, int]] = []  # (linktype, s per tick, snaplen)
 
 
 def _read_pcapng(data: Buffer, name: str) -> Iterator[Frame]:
@@ -111,22 +111,35 @@ def _block(
     if btype == 0x0A0D0D0A:  # section header: interfaces restart
         st.interfaces = []
     elif btype == 1:  # interface description
-        linktype = struct.unpack_from(o + "H", data, off + 8)[0]
-        st.interfaces.append((linktype, _tsresol(data, off + 16, off + blen - 4, o)))
+        if blen < 20:  # header, link type, reserved, snaplen, trailing length
+            raise CaptureError(name, f"bad interface description block at offset {off}")
+        linktype, _, snaplen = struct.unpack_from(o + "HHI", data, off + 8)
+        tick = _tsresol(data, off + 16, off + blen - 4, o)
+        st.interfaces.append((linktype, tick, snaplen))
     elif btype == 6:  # enhanced packet
-        iface, hi, lo, caplen, wirelen = struct.unpack_from(o + "IIIII", data, off + 8)
-        if iface >= len(st.interfaces) or 28 + caplen > blen:
-            raise CaptureError(name, f"bad enhanced packet block at offset {off}")
-        linktype, tick = st.interfaces[iface]
-        pkt = data[off + 28 : off + 28 + caplen]
-        return Frame(((hi << 32) | lo) * tick, linktype, pkt, wirelen, name)
+        return _enhanced_packet(data, off, blen, st, name)
     elif btype == 3:  # simple packet: no timestamp, interface 0
-        if not st.interfaces:
-            raise CaptureError(name, f"simple packet before any interface at offset {off}")
+        if not st.interfaces or blen < 16:
+            raise CaptureError(name, f"bad simple packet block at offset {off}")
+        linktype, _, snaplen = st.interfaces[0]
         wirelen = struct.unpack_from(o + "I", data, off + 8)[0]
-        caplen = min(wirelen, blen - 16)
-        return Frame(0.0, st.interfaces[0][0], data[off + 12 : off + 12 + caplen], wirelen, name)
+        # The block holds no captured length: it is the wire length cut at the
+        # snaplen, and the padding after the data is not part of the packet.
+        caplen = min(wirelen, blen - 16, snaplen or wirelen)
+        return Frame(0.0, linktype, data[off + 12 : off + 12 + caplen], wirelen, name)
     return None
+
+
+def _enhanced_packet(data: Buffer, off: int, blen: int, st: _PcapngState, name: str) -> Frame:
+    # 32 bytes: block header, interface, timestamp, lengths, trailing length.
+    if blen < 32:
+        raise CaptureError(name, f"bad enhanced packet block at offset {off}")
+    iface, hi, lo, caplen, wirelen = struct.unpack_from(st.order + "IIIII", data, off + 8)
+    if iface >= len(st.interfaces) or 32 + caplen > blen:
+        raise CaptureError(name, f"bad enhanced packet block at offset {off}")
+    linktype, tick, _ = st.interfaces[iface]
+    pkt = data[off + 28 : off + 28 + caplen]
+    return Frame(((hi << 32) | lo) * tick, linktype, pkt, wirelen, name)
 
 
 def _tsresol(data: Buffer, off: int, end: int, order: str) -> float:

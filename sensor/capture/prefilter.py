@@ -14,7 +14,12 @@ therefore put raw-offset tests first and nest the VLAN cases last.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from functools import cache
+
+from sensor.capture.bpfgen import address_set_program
+from sensor.capture.errors import CaptureError
+from sensor.capture.libpcap import Filter, GeneratedFilter, UnionFilter, compiled
 
 # First payload bytes worth a look: each a conjunction of (offset, size, value) loads.
 PAYLOAD_STARTS: tuple[tuple[tuple[int, int, int], ...], ...] = (
@@ -54,7 +59,10 @@ def _starts(payload_at: str, proto: str) -> str:
 def _candidates_l3() -> str:
     v4 = f"(tcp and ({_starts(_TCP4_PAYLOAD, 'tcp')}))"
     v6 = f"(ip6 and ip6[6] = 6 and ({_starts(_TCP6_PAYLOAD, 'ip6')}))"
-    return f"{v4} or {v6} or udp port 53 or {_TUNNELS} or {_OPAQUE_IP}"
+    # Ethereum RLPx has no clear-text magic: its default port lets the node
+    # recogniser see it (a crypto_node event, never mining).
+    rlpx = "tcp port 30303"
+    return f"{v4} or {v6} or {rlpx} or udp port 53 or {_TUNNELS} or {_OPAQUE_IP}"
 
 
 def _with_encapsulation(inner: str, linktype: int) -> str:
@@ -77,10 +85,10 @@ def candidate_filter(linktype: int) -> str:
 
 
 def network_filters(linktype: int, networks: Iterable[str]) -> list[str]:
-    """Pass 1 extras: every packet to or from known pool networks, untagged or tagged.
+    """Libpcap expressions for every packet to or from `networks`, untagged or tagged.
 
-    Kept as separate expressions (see `libpcap.UnionFilter`): hundreds of
-    networks inside the encapsulation nesting take libpcap seconds to optimise.
+    Linear in the number of networks; `address_filter` prefers a generated
+    binary search for IPv4 and leaves only what it cannot do to these.
     """
     nets = " or ".join(f"{_ip(n)} net {n}" for n in networks)
     if not nets:
@@ -88,6 +96,53 @@ def network_filters(linktype: int, networks: Iterable[str]) -> list[str]:
     if linktype != ETHERNET:
         return [nets]
     return [nets, f"vlan and ({nets})"]
+
+
+def address_filter(linktype: int, networks: Sequence[str]) -> list[Filter | GeneratedFilter]:
+    """Filter parts accepting packets from or to `networks`: generated code for
+    IPv4 on Ethernet and raw IP (log n a packet), libpcap expressions otherwise."""
+    program = address_set_program(linktype, networks)
+    rest = [n for n in networks if ":" in n] if program is not None else list(networks)
+    parts: list[Filter | GeneratedFilter] = []
+    if program is not None:
+        parts.append(GeneratedFilter(program, f"{len(networks) - len(rest)} IPv4 networks"))
+    parts += [compiled(linktype, e) for e in network_filters(linktype, rest)]
+    return parts
+
+
+@cache
+def _scan_program(linktype: int, networks: tuple[str, ...]) -> UnionFilter:
+    return UnionFilter(
+        [compiled(linktype, candidate_filter(linktype)), *address_filter(linktype, networks)]
+    )
+
+
+def scan_program(linktype: int, networks: Sequence[str]) -> UnionFilter | None:
+    """Pass 1 as one program; None when libpcap cannot filter this link type."""
+    try:
+        return _scan_program(linktype, tuple(networks))
+    except CaptureError:
+        return None
+
+
+MAX_FLOW_TERMS = 150  # exact flow terms up to here; libpcap's optimiser is slow beyond
+
+
+def flow_program(
+    linktype: int, flows: Sequence[tuple[str, int, str, int]], hosts: Sequence[str]
+) -> UnionFilter | None:
+    """Pass 2 as one program: exact flows when few, else every packet of their servers.
+
+    The server form is a superset; the pipeline admits exactly the wanted flows.
+    """
+    try:
+        if len(flows) + len(hosts) <= MAX_FLOW_TERMS:
+            return UnionFilter([compiled(linktype, flow_filter(linktype, flows, (), hosts))])
+        servers = sorted({b for _, _, b, _ in flows} | set(hosts))
+        base = compiled(linktype, flow_filter(linktype))
+        return UnionFilter([base, *address_filter(linktype, servers)])
+    except CaptureError:
+        return None
 
 
 def flow_filter(

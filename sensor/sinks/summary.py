@@ -34,7 +34,10 @@ def summary_text(outcome: ReplayOutcome, report: ReportBuilder, seconds: float) 
         lines.append("dialects: " + ", ".join(f"{d} {n}" for d, n in dialects.most_common()))
     for row in data["suspects"][:20]:
         coins = ",".join(row["coins"]) or "?"
-        lines.append(f"  {row['ip']:<40} {coins:<8} -> {', '.join(row['pools'])}")
+        pools = ", ".join(row["pools"][:3])
+        if len(row["pools"]) > 3:
+            pools += f" and {len(row['pools']) - 3} more"
+        lines.append(f"  {row['ip']:<40} {coins:<8} -> {pools}")
     if len(data["suspects"]) > 20:
         lines.append(f"  ... and {len(data['suspects']) - 20} more (see --report)")
     if report.node_flows:
