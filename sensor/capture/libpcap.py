@@ -131,9 +131,11 @@ class Filter:
         finally:
             lib.pcap_close(dead)
 
-    def __del__(self) -> None:
+    def __del__(self, _byref: Any = ctypes.byref) -> None:
+        # `_byref` is bound at definition: cached filters die at interpreter exit,
+        # when module globals such as `ctypes` may already be gone.
         if getattr(self, "program", None) is not None and self.program.bf_insns:
-            self._lib.pcap_freecode(ctypes.byref(self.program))
+            self._lib.pcap_freecode(_byref(self.program))
 
     def instructions(self) -> list[_BpfInsn]:
         return [self.program.bf_insns[i] for i in range(self.program.bf_len)]

@@ -21,11 +21,16 @@ def match_endpoint(
 ) -> tuple[PoolEndpoint, str | None] | None:
     """The pool entry an address (or its DNS name) belongs to, with the name."""
     host = names.get(ip)
+    entry = _by_name(pools, host, port) or pools.match_ip(ip, port)
+    return (entry, host) if entry is not None else None
+
+
+def _by_name(pools: PoolIndex, host: str | None, port: int) -> PoolEndpoint | None:
+    """The entry a DNS name matches, unless it is a pool's web site on a web port."""
     entry = pools.match_host(host) if host else None
     if entry is not None and (port not in WEB_PORTS or entry.kind == "browser"):
-        return entry, host
-    entry = pools.match_ip(ip, port)
-    return (entry, host) if entry is not None else None
+        return entry
+    return None
 
 
 def endpoint_finding(
@@ -39,12 +44,14 @@ def endpoint_finding(
         found = match_endpoint(pools, names, ip, port)
         if found is not None:
             entry, host = found
+            # The name may be known from DNS although only the address is listed.
+            by_name = _by_name(pools, host, port) is entry
             return Finding(
                 dialect="endpoint",
                 confidence=Confidence.SUSPECTED,
                 miner_side=pool_side.other,
                 rule_id=entry.id,
-                evidence=["endpoint.dns" if host else "endpoint.address"],
+                evidence=["endpoint.dns" if by_name else "endpoint.address"],
                 coin=entry.coin,
                 host=host,
             )

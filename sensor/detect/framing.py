@@ -64,16 +64,23 @@ class JsonLineFramer:
 
 
 class HttpFramer:
-    """HTTP/1.x requests or responses with Content-Length or chunked bodies."""
+    """HTTP/1.x requests or responses with Content-Length or chunked bodies.
 
-    __slots__ = ("_buf", "_side", "broken")
+    A body longer than MAX_BODY is handed over cut, and the rest of it is
+    skipped as it arrives, so the message after it is still read.
+    """
+
+    __slots__ = ("_buf", "_side", "_skip", "broken")
 
     def __init__(self, side: Side) -> None:
-        self._side, self._buf, self.broken = side, b"", False
+        self._side, self._buf, self._skip, self.broken = side, b"", 0, False
 
     def feed(self, ts: float, data: bytes) -> list[Message]:
         if self.broken:
             return []
+        if self._skip:
+            drop = min(self._skip, len(data))
+            self._skip, data = self._skip - drop, data[drop:]
         self._buf += data
         out: list[Message] = []
         while self._buf:
@@ -98,9 +105,12 @@ class HttpFramer:
         if msg is None:
             self.broken = True
             return None
+        # A body that never ends (no length, endless chunks) is cut, not buffered on.
+        final = final or len(self._buf) > MAX_HEAD + MAX_BODY
         body, used = _body(self._buf, head_end + 4, msg, final)
         if body is None:
             return None
+        self._skip = _unread(msg, head_end + 4, used)
         self._buf = self._buf[used:]
         msg.body = body
         if body[:1] in (b"{", b"["):
@@ -129,8 +139,10 @@ def _body(buf: bytes, start: int, msg: HttpMessage, final: bool) -> tuple[bytes 
     length = msg.headers.get("content-length", "")
     if length.isdigit():
         end = start + int(length)
-        if len(buf) >= end or final or end - start > MAX_BODY:
+        if len(buf) >= end or final:
             return buf[start : min(end, start + MAX_BODY)], min(end, len(buf))
+        if len(buf) - start >= MAX_BODY:  # enough of a long body: `_unread` skips the rest
+            return buf[start : start + MAX_BODY], len(buf)
         return None, 0
     if "chunked" in msg.headers.get("transfer-encoding", "").lower():
         return _chunked(buf, start, final)
@@ -138,6 +150,12 @@ def _body(buf: bytes, start: int, msg: HttpMessage, final: bool) -> tuple[bytes 
         return b"", start
     # A response without a length runs to the end of the connection.
     return (buf[start : start + MAX_BODY], len(buf)) if final else (None, 0)
+
+
+def _unread(msg: HttpMessage, start: int, used: int) -> int:
+    """Bytes of a Content-Length body still to come after the `used` bytes."""
+    length = msg.headers.get("content-length", "")
+    return max(0, start + int(length) - used) if length.isdigit() else 0
 
 
 def _chunked(buf: bytes, pos: int, final: bool) -> tuple[bytes | None, int]:
@@ -151,8 +169,11 @@ def _chunked(buf: bytes, pos: int, final: bool) -> tuple[bytes | None, int]:
             size = int(size_text, 16)
         except ValueError:
             return b"".join(parts), len(buf)
-        if size == 0:
-            return b"".join(parts), min(len(buf), line_end + 4)
+        if size == 0:  # the last chunk: the body ends at the empty line after any trailers
+            end = buf.find(b"\r\n\r\n", line_end)
+            if end < 0:
+                break
+            return b"".join(parts), end + 4
         if line_end + 2 + size > len(buf):
             break
         parts.append(buf[line_end + 2 : line_end + 2 + size])

@@ -140,14 +140,24 @@ class FlowInspector:
         try:
             detector.feed(msg)
         except Exception:  # a detector bug must not stop the sensor
-            self._ctx.detector_errors[detector.dialect] += 1
-            log.exception("detector %s failed; dropped for this flow", detector.dialect)
-            self._detectors.remove(detector)
+            self._drop(detector)
+
+    def _ask(self, detector: Detector) -> Finding | None:
+        try:
+            return detector.finding()
+        except Exception:  # as in _feed: count, log, and go on without it
+            self._drop(detector)
+            return None
+
+    def _drop(self, detector: Detector) -> None:
+        self._ctx.detector_errors[detector.dialect] += 1
+        log.exception("detector %s failed; dropped for this flow", detector.dialect)
+        self._detectors.remove(detector)
 
     def _best(self) -> Finding | None:
         best: Finding | None = None
-        for detector in self._detectors:
-            found = detector.finding()
+        for detector in list(self._detectors):
+            found = self._ask(detector)
             if found is not None and (best is None or _rank(found) < _rank(best)):
                 best = found
         return best

@@ -49,8 +49,7 @@ class Stream:
             self.next_seq = seq
         offset = seq_diff(seq, self.next_seq)
         if offset > 0:
-            self._hold(seq, data)
-            return b""
+            return self._hold(seq, data)
         out = self._take(data, -offset)
         if out and self.pending:
             out += self._drain()
@@ -66,12 +65,17 @@ class Stream:
         self.delivered += len(fresh)
         return fresh
 
-    def _hold(self, seq: int, data: bytes) -> None:
-        if len(self.pending) >= MAX_PENDING_SEGMENTS:
-            self.skip_gap()
+    def _hold(self, seq: int, data: bytes) -> bytes:
+        """Buffer a segment after a hole; a full buffer gives up on the hole first.
+
+        Giving up delivers the held bytes, and the new segment may then be
+        contiguous too, so whatever became deliverable is returned.
+        """
+        out = self.skip_gap() if len(self.pending) >= MAX_PENDING_SEGMENTS else b""
         known = self.pending.get(seq)
         if known is None or len(known) < len(data):
             self.pending[seq] = data
+        return out + self._drain() if out else b""
 
     def _drain(self) -> bytes:
         out = []

@@ -259,6 +259,7 @@ def test_missing_file_is_a_capture_error(tmp_path: Path) -> None:
         ([shb("<"), idb("<", 1), epb("<", 3, 1, b"abcd")], "bad enhanced packet block"),
         ([shb("<"), idb("<", 1), struct.pack("<II", 6, 12) + struct.pack("<I", 12)], "enhanced"),
         ([shb("<"), spb("<", b"abcd")], "bad simple packet block"),
+        ([shb("<"), struct.pack("<III", 1, 12, 12)], "bad interface description block"),
         ([shb("<"), struct.pack("<II", 1, 22) + b"\x00" * 14], "bad or truncated block"),
         ([shb("<")[:8] + b"\x00\x00\x00\x00" + shb("<")[12:]], "byte-order magic"),
     ],
@@ -275,7 +276,7 @@ def test_damaged_pcapng_blocks(tmp_path: Path, blocks: list[bytes], words: str) 
 def test_every_cut_yields_a_prefix_and_errors_only_inside_a_record(
     tmp_path: Path, kind: str
 ) -> None:
-    pkts = session_packets()[:4]
+    pkts = session_packets()[:3]
     whole_path = tmp_path / f"whole.{kind}"
     (write_pcap if kind == "pcap" else write_pcapng)(whole_path, pkts)
     whole = whole_path.read_bytes()
@@ -311,7 +312,7 @@ def damaged_block(draw: st.DrawFn) -> bytes:
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     head=st.sampled_from(["pcap-le", "pcap-be", "pcapng"]),
