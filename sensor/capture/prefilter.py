@@ -25,10 +25,11 @@ from sensor.capture.libpcap import Filter, GeneratedFilter, UnionFilter, compile
 PAYLOAD_STARTS: tuple[tuple[tuple[int, int, int], ...], ...] = (
     ((0, 1, 0x7B),),  # '{'  JSON line
     ((0, 1, 0x5B),),  # '['  JSON batch
+    # HTTP requests a miner sends (getwork is POSTed) or a proxy tunnel; GETs,
+    # responses and later segments are read in pass 2 for the flows chosen here.
     ((0, 4, 0x504F5354),),  # 'POST'
-    ((0, 4, 0x47455420),),  # 'GET '
-    ((0, 4, 0x48545450),),  # 'HTTP'
-    ((0, 2, 0x1603),),  # TLS handshake record (ClientHello / ServerHello)
+    ((0, 4, 0x434F4E4E),),  # 'CONN'ECT
+    ((0, 2, 0x1603), (5, 1, 0x01)),  # TLS handshake record carrying a ClientHello
     ((0, 2, 0x0000), (2, 1, 0x00)),  # Stratum V2 frame: extension 0, SetupConnection
     ((0, 4, 0xF9BEB4D9),),  # Bitcoin mainnet P2P magic
     ((0, 4, 0x0B110907),),  # Bitcoin testnet3
@@ -45,6 +46,7 @@ _OPAQUE_IP = (
     " or (ip6 and ip6[6] != 6 and ip6[6] != 17)"  # IPv6 extension headers
 )
 ETHERNET = 1
+LOOPBACK = (0, 108)  # DLT_NULL, DLT_LOOP
 
 
 def _starts(payload_at: str, proto: str) -> str:
@@ -62,11 +64,16 @@ def _candidates_l3() -> str:
     # Ethereum RLPx has no clear-text magic: its default port lets the node
     # recogniser see it (a crypto_node event, never mining).
     rlpx = "tcp port 30303"
-    return f"{v4} or {v6} or {rlpx} or udp port 53 or {_TUNNELS} or {_OPAQUE_IP}"
+    dns = "udp src port 53"  # answers name pool addresses; queries say nothing more
+    return f"{v4} or {v6} or {rlpx} or {dns} or {_TUNNELS} or {_OPAQUE_IP}"
 
 
 def _with_encapsulation(inner: str, linktype: int) -> str:
     """`inner` for untagged, MPLS (all of it), 802.1Q and QinQ frames."""
+    if linktype in LOOPBACK:
+        # libpcap's `ip6` on loopback tests this host's AF_INET6 (10 on Linux)
+        # while BSD and macOS captures carry 24, 28 or 30: pass all but IPv4.
+        return f"({inner}) or not ip"
     if linktype != ETHERNET:
         return inner
     mpls = "ether[12:2] = 0x8847 or ether[12:2] = 0x8848"

@@ -1,15 +1,14 @@
 """Host names learned from DNS answers, so pool flows can be named host:port.
 
-Only responses are read (with dpkt, a few per second on a busy link), and
-the map is bounded: the oldest names are forgotten first.
+Only responses are read (by `dnsparse`, which builds no per-record objects),
+and the map is bounded: the oldest names are forgotten first.
 """
 
 from __future__ import annotations
 
-import socket
 from collections import OrderedDict
 
-import dpkt
+from sensor.detect.dnsparse import answers
 
 MAX_NAMES = 100_000
 
@@ -34,19 +33,16 @@ class HostNames:
     def learn(self, payload: bytes) -> None:
         """Read a DNS message; remember the names of A and AAAA answers."""
         try:
-            msg = dpkt.dns.DNS(payload)
-        except (dpkt.UnpackError, IndexError, ValueError):
+            response = answers(payload)
+        except ValueError:
             self.malformed += 1
             return
-        if msg.qr != dpkt.dns.DNS_R:
+        if response is None:
             return
         # Through a CNAME chain, the name the client asked for is the one it dialled.
-        asked = msg.qd[0].name if msg.qd else None
-        for rr in msg.an:
-            if rr.type == dpkt.dns.DNS_A and len(rr.rdata) == 4:
-                self._remember(socket.inet_ntop(socket.AF_INET, rr.rdata), asked or rr.name)
-            elif rr.type == dpkt.dns.DNS_AAAA and len(rr.rdata) == 16:
-                self._remember(socket.inet_ntop(socket.AF_INET6, rr.rdata), asked or rr.name)
+        asked, records = response
+        for address, owner in records:
+            self._remember(address, asked or owner)
 
     def remember(self, ip: str, name: str) -> None:
         """Record a name for an address learned elsewhere (SNI, HTTP Host)."""

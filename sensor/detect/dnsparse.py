@@ -40,12 +40,13 @@ def _name(msg: bytes, pos: int) -> tuple[str, int] | None:
 
 
 def answers(msg: bytes) -> tuple[str | None, list[tuple[str, str]]] | None:
-    """(asked name, [(address, owner name)]) of a DNS response; None if not one.
+    """(asked name, [(address, owner name)]) of a DNS response; None for a query.
 
-    Returns None for queries and for messages that cannot be read.
+    Raises ValueError for a message whose header or question cannot be read;
+    answers cut short yield those read before the cut.
     """
     if len(msg) < _HEADER.size:
-        return None
+        raise ValueError("DNS message shorter than its header")
     _, flags, qdcount, ancount, _, _ = _HEADER.unpack_from(msg)
     if not flags & 0x8000:
         return None
@@ -53,7 +54,7 @@ def answers(msg: bytes) -> tuple[str | None, list[tuple[str, str]]] | None:
     for index in range(qdcount):
         found = _name(msg, pos)
         if found is None:
-            return None
+            raise ValueError("unreadable DNS question")
         if index == 0:
             asked = found[0]
         pos = found[1] + 4

@@ -18,7 +18,16 @@ from sensor.model import Side
 MAX_LINE = 64 * 1024
 MAX_HEAD = 16 * 1024
 MAX_BODY = 256 * 1024
-HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"OPTIONS ", b"DELETE ", b"PATCH ")
+HTTP_METHODS = (
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"DELETE ",
+    b"PATCH ",
+    b"CONNECT ",
+)
 
 
 def parse_json(data: bytes) -> Any:
@@ -70,10 +79,11 @@ class HttpFramer:
     skipped as it arrives, so the message after it is still read.
     """
 
-    __slots__ = ("_buf", "_side", "_skip", "broken")
+    __slots__ = ("_buf", "_side", "_skip", "broken", "tunnel")
 
     def __init__(self, side: Side) -> None:
         self._side, self._buf, self._skip, self.broken = side, b"", 0, False
+        self.tunnel: bytes | None = None  # JSON after the messages (HTTP CONNECT)
 
     def feed(self, ts: float, data: bytes) -> list[Message]:
         if self.broken:
@@ -84,6 +94,11 @@ class HttpFramer:
         self._buf += data
         out: list[Message] = []
         while self._buf:
+            if self._buf[:1] in JSON_STARTS:
+                # JSON where a message should start: a CONNECT tunnel now
+                # carries the pool protocol; the stream reader switches framer.
+                self.tunnel, self._buf = self._buf, b""
+                break
             msg = self._next(ts, final=False)
             if msg is None:
                 break
@@ -189,10 +204,19 @@ class BinaryFramer:
     (SSH, ordinary TLS) stop costing anything.
     """
 
-    __slots__ = ("_buf", "_done", "_side")
+    __slots__ = ("_buf", "_done", "_side", "_tls")
 
     def __init__(self, side: Side) -> None:
-        self._side, self._done, self._buf = side, False, b""
+        self._side, self._done, self._buf, self._tls = side, False, b"", False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def tls(self) -> bool:
+        """The stream began with a TLS handshake record."""
+        return self._tls
 
     def feed(self, ts: float, data: bytes) -> list[Message]:
         if self._done or not data:
@@ -207,6 +231,7 @@ class BinaryFramer:
             return []
         self._done = True
         chunk, self._buf = self._buf[:TLS_RECORD_MAX], b""
+        self._tls = chunk[:2] == b"\x16\x03"
         return [BinaryChunk(self._side, ts, chunk)]
 
 
@@ -221,12 +246,91 @@ def _wanted(buf: bytes) -> int:
 
 
 Framer = JsonLineFramer | HttpFramer | BinaryFramer
+JSON_STARTS = (b"{", b"[")
+SNIFF_LIMIT = 4096  # text without a JSON line start is looked at this far
+SWITCH_WINDOW = 1024  # a binary preamble (SOCKS) this short may give way to JSON
 
 
-def framer_for(side: Side, first: bytes) -> Framer:
-    """The framer for a direction whose stream starts with `first`."""
-    if first[:1] in (b"{", b"["):
+def _is_http(data: bytes) -> bool:
+    return data.startswith(b"HTTP/1.") or data.startswith(HTTP_METHODS)
+
+
+def _is_text(data: bytes) -> bool:
+    return all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256])
+
+
+def framer_for(side: Side, first: bytes) -> Framer | None:
+    """The framer for a direction that starts with `first`; None: undecided yet.
+
+    A capture that starts mid-line begins with the tail of a JSON line: text
+    up to a newline, then a line starting with `{`. The JSON framer skips
+    the partial line.
+    """
+    if first[:1] in JSON_STARTS:
         return JsonLineFramer(side)
-    if first.startswith(b"HTTP/1.") or first.startswith(HTTP_METHODS):
+    if _is_http(first):
         return HttpFramer(side)
+    if b"\n{" in first or b"\n[" in first:
+        return JsonLineFramer(side)
+    if _is_text(first) and len(first) < SNIFF_LIMIT:
+        return None
     return BinaryFramer(side)
+
+
+class StreamReader:
+    """Frames one direction, choosing (and, after a preamble, re-choosing) its framer.
+
+    Undecided text is held until it shows a JSON line start. A short binary
+    preamble (a SOCKS handshake) or an HTTP CONNECT exchange may be followed
+    by the pool protocol itself: the reader then switches to JSON lines.
+    """
+
+    __slots__ = ("_held", "_seen", "_side", "framer")
+
+    def __init__(self, side: Side) -> None:
+        self._side, self._held, self._seen = side, b"", 0
+        self.framer: Framer | None = None
+
+    @property
+    def settled(self) -> bool:
+        """No later bytes can change how this direction is framed."""
+        framer = self.framer
+        if framer is None:
+            return False
+        if isinstance(framer, BinaryFramer):
+            # TLS never gives way to clear text; other preambles are short.
+            return framer.tls or self._seen >= SWITCH_WINDOW
+        return True
+
+    def feed(self, ts: float, data: bytes) -> list[Message]:
+        self._seen += len(data)
+        framer = self.framer
+        if framer is None:
+            data, self._held = self._held + data, b""
+            framer = self.framer = framer_for(self._side, data)
+            if framer is None:
+                self._held = data
+                return []
+        elif self._preamble_over(framer, data):
+            framer = self.framer = JsonLineFramer(self._side)
+        out = framer.feed(ts, data)
+        if isinstance(framer, HttpFramer) and framer.tunnel is not None:
+            rest, framer.tunnel = framer.tunnel, None
+            self.framer = JsonLineFramer(self._side)
+            out += self.framer.feed(ts, rest)
+        return out
+
+    def _preamble_over(self, framer: Framer, data: bytes) -> bool:
+        """A short binary preamble is followed by a JSON line."""
+        return (
+            isinstance(framer, BinaryFramer)
+            and framer.done
+            and self._seen - len(data) < SWITCH_WINDOW
+            and data[:1] in JSON_STARTS
+        )
+
+    def flush(self, ts: float) -> list[Message]:
+        if self.framer is None and self._held:
+            self.framer = BinaryFramer(self._side)
+            return self.framer.feed(ts, self._held)
+        return self.framer.flush(ts) if self.framer is not None else []

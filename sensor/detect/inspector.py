@@ -15,7 +15,7 @@ from sensor.detect.base import BinaryChunk, Detector, DetectorFactory, Message
 from sensor.detect.cryptonote import CryptoNoteDetector
 from sensor.detect.ethereum_stratum import EthereumStratumDetector
 from sensor.detect.ethproxy import EthProxyDetector
-from sensor.detect.framing import BinaryFramer, Framer, framer_for
+from sensor.detect.framing import BinaryFramer, Framer, StreamReader
 from sensor.detect.getwork import GetworkDetector
 from sensor.detect.grin import GrinDetector
 from sensor.detect.node import identify_node
@@ -73,12 +73,12 @@ class DetectContext:
 class FlowInspector:
     """Reads one flow's streams and keeps the best current finding."""
 
-    __slots__ = ("_ctx", "_detectors", "_framers", "_server_port", "finding", "node")
+    __slots__ = ("_ctx", "_detectors", "_readers", "_server_port", "finding", "node")
 
     def __init__(self, ctx: DetectContext, server_port: int) -> None:
         self._ctx = ctx
         self._server_port = server_port
-        self._framers: list[Framer | None] = [None, None]
+        self._readers: list[StreamReader | None] = [None, None]
         self._detectors: list[Detector] = []
         self.finding: Finding | None = None
         self.node: str | None = None
@@ -88,7 +88,7 @@ class FlowInspector:
         """Whether more stream bytes could still change the outcome."""
         if self.finding is not None:
             return True
-        if None in self._framers:
+        if not all(reader is not None and reader.settled for reader in self._readers):
             return True
         return any(not d.declined for d in self._detectors)
 
@@ -98,16 +98,23 @@ class FlowInspector:
         return any(not d.declined for d in self._detectors)
 
     def data(self, side: Side, ts: float, data: bytes) -> None:
-        framer = self._framers[side]
-        if framer is None:
-            framer = self._framers[side] = framer_for(side, data)
-            self._detectors.extend(self._new_detectors(framer))
-        self._dispatch(framer.feed(ts, data))
+        reader = self._readers[side]
+        if reader is None:
+            reader = self._readers[side] = StreamReader(side)
+        before = reader.framer
+        messages = reader.feed(ts, data)
+        if reader.framer is not before and reader.framer is not None:
+            self._detectors.extend(self._new_detectors(reader.framer))
+        self._dispatch(messages)
 
     def finish(self, ts: float) -> None:
-        for framer in self._framers:
-            if framer is not None:
-                self._dispatch(framer.flush(ts))
+        for reader in self._readers:
+            if reader is not None:
+                before = reader.framer
+                messages = reader.flush(ts)
+                if reader.framer is not before and reader.framer is not None:
+                    self._detectors.extend(self._new_detectors(reader.framer))
+                self._dispatch(messages)
 
     def _new_detectors(self, framer: Framer) -> list[Detector]:
         """Detectors for the kind of stream just seen, once per kind per flow."""

@@ -24,6 +24,7 @@ from sensor.detect.framing import (
     Framer,
     HttpFramer,
     JsonLineFramer,
+    StreamReader,
     framer_for,
     parse_json,
 )
@@ -63,15 +64,61 @@ def objs(messages: list[Message]) -> list[Any]:
         (b"GET /x HTTP/1.0\r\n", HttpFramer),
         (b"HTTP/1.1 200 OK\r\n", HttpFramer),
         (b"OPTIONS * HTTP/1.1\r\n", HttpFramer),
-        (b"SSH-2.0-OpenSSH_9.6\r\n", BinaryFramer),
+        (b'ff"],true]}\n{"id":null,"method":"mining.notify"', JsonLineFramer),
         (b"\x16\x03\x01\x02\x00", BinaryFramer),
-        (b"GETX", BinaryFramer),
-        (b"PRI * HTTP/2.0\r\n", BinaryFramer),
+        (b"\x05\x01\x00", BinaryFramer),
     ],
 )
 def test_framer_follows_the_first_bytes(first: bytes, kind: type) -> None:
     framer = framer_for(Side.RESP, first)
     assert isinstance(framer, kind)
+
+
+@pytest.mark.parametrize(
+    "first", [b"SSH-2.0-OpenSSH_9.6\r\n", b"GETX", b"PRI * HTTP/2.0\r\n", b'0000"]}']
+)
+def test_text_that_is_no_known_start_waits(first: bytes) -> None:
+    assert framer_for(Side.RESP, first) is None
+
+
+def test_reader_finds_json_after_a_mid_line_start() -> None:
+    reader = StreamReader(Side.RESP)
+    assert reader.feed(1.0, b'00","01"],true]}') == []
+    msgs = reader.feed(1.1, b'\n{"id":null,"method":"mining.notify","params":[]}\n')
+    assert [m.obj["method"] for m in msgs if isinstance(m, JsonMessage)] == ["mining.notify"]
+    assert reader.settled
+
+
+def test_reader_holds_text_then_falls_back_to_binary() -> None:
+    reader = StreamReader(Side.RESP)
+    assert reader.feed(1.0, b"SSH-2.0-OpenSSH_9.6\r\n") == []
+    msgs = reader.feed(1.1, b"\x00\x00\x05\xdc\x06\x14" + bytes(range(200)))
+    assert len(msgs) == 1 and isinstance(msgs[0], BinaryChunk)
+    assert msgs[0].data.startswith(b"SSH-2.0")
+
+
+def test_reader_switches_to_json_after_a_socks_preamble() -> None:
+    reader = StreamReader(Side.ORIG)
+    first = reader.feed(1.0, b"\x05\x01\x00")
+    assert len(first) == 1 and isinstance(first[0], BinaryChunk)
+    reader.feed(1.1, b"\x05\x01\x00\x03\x0cpool.example\x0d\x05")
+    msgs = reader.feed(1.2, b'{"id":1,"method":"mining.subscribe","params":[]}\n')
+    assert [m.obj["method"] for m in msgs if isinstance(m, JsonMessage)] == ["mining.subscribe"]
+
+
+def test_reader_switches_to_json_inside_an_http_connect_tunnel() -> None:
+    reader = StreamReader(Side.ORIG)
+    msgs = reader.feed(1.0, b"CONNECT pool.example:3333 HTTP/1.1\r\nHost: pool.example\r\n\r\n")
+    assert len(msgs) == 1 and isinstance(msgs[0], HttpMessage) and msgs[0].method == "CONNECT"
+    msgs = reader.feed(1.1, b'{"id":1,"method":"login","params":{}}\n')
+    assert [m.obj["method"] for m in msgs if isinstance(m, JsonMessage)] == ["login"]
+
+
+def test_a_long_binary_stream_never_switches() -> None:
+    reader = StreamReader(Side.ORIG)
+    reader.feed(1.0, bytes(2000))
+    assert reader.settled
+    assert reader.feed(1.1, b'{"id":1}\n') == []
 
 
 def test_parse_json() -> None:

@@ -196,6 +196,11 @@ def test_binary_flow_nobody_wants_becomes_inactive(ctx: DetectContext) -> None:
     assert inspector.active  # the other direction has not spoken yet
     assert not inspector.undecided
     inspector.data(Side.RESP, 1.1, b"SSH-2.0-OpenSSH_9.3\r\n")
+    # Text banners may still precede a JSON line: both sides wait for more.
+    assert inspector.active
+    kexinit = b"\x00\x00\x05\xdc\x06\x14" + bytes(range(256)) * 5
+    inspector.data(Side.ORIG, 1.2, kexinit)
+    inspector.data(Side.RESP, 1.3, kexinit)
     assert not inspector.active and not inspector.undecided
 
 
