@@ -7,7 +7,7 @@ The capture is `copies` copies of every Ethernet capture in ../shared/captures
 (mining, node, negative), each (copy, file) with its own IPv4 addresses, plus
 synthetic background traffic (HTTP, TLS, DNS, SSH-like, QUIC-like UDP, idle
 TLS, plain ACKs) filling the rest of the size. By default the real captures
-make up a tenth of the bytes (`--real-share`), about 33 copies at 1.1 GB.
+make up a tenth of the bytes (`--real-share`), 35 copies at 1.1 GB.
 
 Layouts: `sequential` (default) concatenates the copies in time, each with its
 share of background spread over it; `parallel` starts all copies within
@@ -29,6 +29,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from bigcap import background, real, templates, truth
@@ -112,83 +113,95 @@ def parallel(sources: list[real.SourceFile], copies: int) -> tuple[Iterator[Reco
     return heapq.merge(*parts), span
 
 
-def background_flows(built: dict[str, list[templates.Template]], budget: int) -> int:
-    flows, _, size = background.cycle_bytes(built)
-    return max(0, round(budget * flows / size))
+@dataclass(slots=True)
+class Composition:
+    """What goes into the capture: which sources, how many copies, how much background."""
+
+    sources: list[real.SourceFile]
+    used: list[Path]
+    skipped: list[str]
+    copies: int
+    real_bytes_per_copy: int
+    background_flows: int
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.monotonic()
-    paths = find_sources(args.shared)
-    if not paths:
-        print(f"no captures under {args.shared / 'captures'}", file=sys.stderr)
-        return 2
-    sources, used, skipped = load_sources(paths)
+def compose(args: argparse.Namespace, built: dict[str, list[templates.Template]]) -> Composition:
+    """Copies from the real share of the size (or --copies); background fills the rest."""
+    sources, used, skipped = load_sources(find_sources(args.shared))
     per_copy = sum(pcap_size(s) for s in sources)
     target = int(args.size_mb * MB)
     copies = args.copies or max(1, round(target * args.real_share / per_copy))
-    built = templates.build()
-    flows = background_flows(built, target - 24 - copies * per_copy)
-    layout = sequential if args.layout == "sequential" else parallel
-    real_records, span = layout(sources, copies)
-    plan = background.Plan(flows, T0_US, span)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("wb") as fh:
+    cycle_flows, _, cycle_size = background.cycle_bytes(built)
+    budget = target - 24 - copies * per_copy
+    flows = max(0, round(budget * cycle_flows / cycle_size))
+    return Composition(sources, used, skipped, copies, per_copy, flows)
+
+
+def write_capture(
+    out: Path, layout: str, comp: Composition, built: dict[str, list[templates.Template]]
+) -> PcapWriter:
+    arrange = sequential if layout == "sequential" else parallel
+    real_records, span = arrange(comp.sources, comp.copies)
+    plan = background.Plan(comp.background_flows, T0_US, span)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as fh:
         writer = PcapWriter(fh)
         writer.write_all(heapq.merge(real_records, background.stream(built, plan)))
-    found = _source_truth(args, used)
-    facts = _facts(args, used, skipped, copies, per_copy, flows, writer, found)
-    facts["seconds_to_build"] = round(time.monotonic() - started, 1)
-    truth_path = args.out.with_name(args.out.name + ".truth.json")
-    truth_path.write_text(json.dumps(facts, indent=2) + "\n")
-    print(_summary(args.out, facts))
-    return 0
+    return writer
 
 
-def _source_truth(args: argparse.Namespace, used: list[Path]) -> dict[str, object]:
+def source_truth(args: argparse.Namespace, used: list[Path]) -> tuple[int, dict[str, object]]:
+    """Mining flows in one copy of the sources, with the details behind the count."""
     if args.mining_flows_per_copy is not None:
-        return {"mining_flows": args.mining_flows_per_copy, "source": "--mining-flows-per-copy"}
-    found = truth.source_events(used)
-    found["source"] = "minewatch replay of the source captures"
-    return found
+        return args.mining_flows_per_copy, {"source": "--mining-flows-per-copy"}
+    flows, details = truth.source_events(used)
+    details["source"] = "minewatch replay of the source captures"
+    return flows, details
 
 
-def _facts(
+def truth_doc(
     args: argparse.Namespace,
-    used: list[Path],
-    skipped: list[str],
-    copies: int,
-    per_copy: int,
-    flows: int,
+    comp: Composition,
     writer: PcapWriter,
-    found: dict[str, object],
+    per_copy: tuple[int, dict[str, object]],
 ) -> dict[str, object]:
-    per_copy_flows = int(found["mining_flows"])  # type: ignore[call-overload]
+    flows_per_copy, details = per_copy
     return {
         "file": str(args.out),
         "bytes": writer.bytes,
         "packets": writer.packets,
         "mean_frame_bytes": round((writer.bytes - 24) / max(writer.packets, 1) - 16, 1),
         "layout": args.layout,
-        "copies": copies,
-        "mining_flows": copies * per_copy_flows,
-        "mining_flows_per_copy": per_copy_flows,
-        "per_copy": found,
-        "sources": [str(p.relative_to(args.shared)) for p in used],
-        "skipped_not_ethernet": skipped,
-        "real_bytes_per_copy": per_copy,
-        "background_flows": flows,
+        "copies": comp.copies,
+        "mining_flows": comp.copies * flows_per_copy,
+        "mining_flows_per_copy": flows_per_copy,
+        "per_copy": details,
+        "sources": [str(p.relative_to(args.shared)) for p in comp.used],
+        "skipped_not_ethernet": comp.skipped,
+        "real_bytes_per_copy": comp.real_bytes_per_copy,
+        "background_flows": comp.background_flows,
     }
 
 
-def _summary(out: Path, facts: dict[str, object]) -> str:
-    return (
-        f"{out}: {facts['bytes'] / MB:,.1f} MB, {facts['packets']:,} packets "
-        f"(mean frame {facts['mean_frame_bytes']} B), {facts['copies']} copies "
-        f"({facts['layout']}), {facts['background_flows']:,} background flows, "
-        f"{facts['mining_flows']:,} mining flows expected; {facts['seconds_to_build']} s"
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    built = templates.build()
+    comp = compose(args, built)
+    if not comp.sources:
+        print(f"no Ethernet captures under {args.shared / 'captures'}", file=sys.stderr)
+        return 2
+    writer = write_capture(args.out, args.layout, comp, built)
+    doc = truth_doc(args, comp, writer, source_truth(args, comp.used))
+    truth_path = args.out.with_name(args.out.name + ".truth.json")
+    truth_path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(
+        f"{args.out}: {writer.bytes / MB:,.1f} MB, {writer.packets:,} packets "
+        f"(mean frame {doc['mean_frame_bytes']} B), {comp.copies} copies ({args.layout}), "
+        f"{comp.background_flows:,} background flows, {doc['mining_flows']:,} mining flows "
+        f"expected; {time.monotonic() - started:.1f} s"
     )
+    return 0
 
 
 if __name__ == "__main__":

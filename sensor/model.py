@@ -108,6 +108,10 @@ class Attribution:
     region: str | None = None
     asn: int | None = None
     source: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2
+    asn_org: str | None = None
+    network: str | None = None  # the prefix that matched, from the first source that knew the IP
+    identifiers: tuple[tuple[str, str], ...] = ()  # registry extras: registration number, contact
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +120,10 @@ class Attribution:
             "region": self.region,
             "asn": self.asn,
             "source": self.source,
+            "country": self.country,
+            "asn_org": self.asn_org,
+            "network": self.network,
+            "identifiers": dict(self.identifiers),
         }
 
 

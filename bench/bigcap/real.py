@@ -62,25 +62,28 @@ def ipv4_offset(frame: bytes) -> int:
     return -1
 
 
-def load_source(path: Path) -> SourceFile | None:
-    """The file's frames, or None when it is not Ethernet (only Ethernet is merged)."""
-    times: list[int] = []
-    frames: list[bytes] = []
-    wire_lens: list[int] = []
-    clock = first = previous = None
-    for frame in read_frames(path):
-        if frame.linktype != LINKTYPE_ETHERNET:
-            return None
-        ts = round(frame.ts * 1e6)
-        if clock is None or first is None or previous is None:
-            clock = first = previous = ts
+def monotonic_times(stamps: list[int]) -> list[int]:
+    """Times from 0 in file order: never a step back, no gap longer than GAP_CAP_US."""
+    out, clock = [], 0
+    for previous, ts in zip(stamps[:1] + stamps, stamps, strict=False):
         clock += min(max(ts - previous, 0), GAP_CAP_US)
-        previous = ts
-        times.append(clock - first)
-        frames.append(bytes(frame.data))
-        wire_lens.append(frame.wire_len)
-    offsets = [ipv4_offset(f) for f in frames]
-    return SourceFile(path.name, times, frames, wire_lens, offsets) if frames else None
+        out.append(clock)
+    return out
+
+
+def load_source(path: Path) -> SourceFile | None:
+    """The file's frames, or None when it is empty or not Ethernet (only Ethernet is merged)."""
+    frames = list(read_frames(path))
+    if not frames or any(f.linktype != LINKTYPE_ETHERNET for f in frames):
+        return None
+    data = [bytes(f.data) for f in frames]
+    return SourceFile(
+        path.name,
+        monotonic_times([round(f.ts * 1e6) for f in frames]),
+        data,
+        [f.wire_len for f in frames],
+        [ipv4_offset(d) for d in data],
+    )
 
 
 def address_mask(copy: int, file_index: int, files: int) -> tuple[int, int]:
@@ -115,7 +118,7 @@ def replay(source: SourceFile, start_us: int, mask: tuple[int, int]) -> Iterator
 
 def addresses(source: SourceFile) -> set[bytes]:
     """The IPv4 addresses in a source's headers (for collision checks in tests)."""
-    found = set()
+    found: set[bytes] = set()
     for frame, off in zip(source.frames, source.ip_offsets, strict=True):
         if off >= 0:
             found.update(struct.unpack_from("4s4s", frame, off + 12))

@@ -2,6 +2,11 @@
 
 Ownership sources (local registries, MaxMind mmdb) plug in behind the
 `Attributor` protocol; until one is configured every IP is unknown.
+
+- resolver.OwnershipResolver: every --ownership file behind one cached lookup(ip)
+- registry: CSV/YAML registries (line-numbered errors); prefixes.PrefixIndex
+- mmdb: MaxMind and compiled databases; writer, build: compile registries to mmdb
+- home_net.HomeNet: which addresses are ours; vocabulary: the org types
 """
 
 from __future__ import annotations

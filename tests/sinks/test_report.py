@@ -1,0 +1,201 @@
+"""The JSON report: the contract's fields, totals that add up to the events, attribution.
+
+Built from a replay of factory captures (the same records the events carry), and
+from records handed straight to the builder where attribution is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sensor.cli import main
+from sensor.model import Attribution, Finding, FlowRecord, MiningRecord, Side
+from sensor.sinks.report import ReportBuilder
+from tests.factory import T0, TcpSession, merge, write_pcap
+from tests.sessions import SCRIPTS
+
+TOP = {"window", "totals", "by_coin", "by_org_type", "by_region", "by_org", "suspects", "pools"}
+WINDOW = {"start", "end", "seconds"}
+TOTALS = {
+    "suspect_ips",
+    "mining_flows",
+    "pool_egress_bytes",
+    "pool_ingress_bytes",
+    "pool_egress_mbps",
+    "hashrate_hs",
+    "power_w",
+    "energy_kwh_per_day",
+}
+SUSPECT = {
+    "ip",
+    "org",
+    "org_type",
+    "region",
+    "coins",
+    "dialects",
+    "pools",
+    "wallets",
+    "first_seen",
+    "last_seen",
+    "pool_egress_bytes",
+    "hashrate_hs",
+    "power_w",
+}
+POOL = {"endpoint", "host", "coin", "clients"}
+MINER_A, MINER_B, POOL_IP = "10.40.0.1", "10.40.0.2", "203.0.113.77"
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Miner A: two BTC flows to one pool (a reconnect) and an XMR flow; miner B: ETH.
+    Ten minutes of capture, so that the Mbps figure is not a rounding artefact."""
+    folder = tmp_path_factory.mktemp("report")
+    btc, xmr, eth = (SCRIPTS[n] for n in ("stratum_v1_btc", "cryptonote_xmrig", "ethproxy"))
+    sessions = [
+        TcpSession((MINER_A, 40001), (POOL_IP, 3333), start=T0).script(btc.steps),
+        TcpSession((MINER_A, 40002), (POOL_IP, 3333), start=T0 + 300).script(btc.steps),
+        TcpSession((MINER_A, 40003), ("203.0.113.78", 3333), start=T0 + 10).script(xmr.steps),
+        TcpSession((MINER_B, 40004), ("203.0.113.79", 8008), start=T0 + 600).script(eth.steps),
+    ]
+    write_pcap(folder / "miners.pcap", merge(*(s.packets() for s in sessions)))
+    events, report = folder / "events.json", folder / "report.json"
+    args = ["replay", str(folder / "miners.pcap"), "--events", str(events), "--report", str(report)]
+    assert main([*args, "--no-prefilter"]) == 0
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    return json.loads(report.read_text()), lines
+
+
+def test_report_has_exactly_the_contracts_fields(replayed):
+    report, _ = replayed
+    assert set(report) == TOP
+    assert set(report["window"]) == WINDOW
+    assert set(report["totals"]) == TOTALS
+    assert report["suspects"] and all(set(row) == SUSPECT for row in report["suspects"])
+    assert report["pools"] and all(set(row) == POOL for row in report["pools"])
+
+
+def test_totals_add_up_to_the_events(replayed):
+    report, events = replayed
+    flows = [e for e in events if e["event_type"] == "flow"]
+    mining = [e for e in events if e["event_type"] == "mining"]
+    totals = report["totals"]
+    assert totals["mining_flows"] == len(mining) == 4
+    assert totals["suspect_ips"] == 2
+    assert totals["pool_egress_bytes"] == sum(e["flow"]["bytes_toserver"] for e in flows)
+    assert totals["pool_ingress_bytes"] == sum(e["flow"]["bytes_toclient"] for e in flows)
+    window = report["window"]
+    start, end = (datetime.fromisoformat(window[k]).timestamp() for k in ("start", "end"))
+    assert start == pytest.approx(T0)
+    assert window["seconds"] == pytest.approx(end - start, abs=1e-6)
+    assert 600 < window["seconds"] < 601
+    mbps = totals["pool_egress_bytes"] * 8 / 1e6 / window["seconds"]
+    assert totals["pool_egress_mbps"] == pytest.approx(mbps, abs=1e-6)
+    assert totals["pool_egress_mbps"] > 0
+    # no estimator yet: the fields are there, and null
+    assert (totals["hashrate_hs"], totals["power_w"], totals["energy_kwh_per_day"]) == (None,) * 3
+
+
+def test_suspects_and_pools(replayed):
+    report, events = replayed
+    a, b = report["suspects"]
+    assert (a["ip"], b["ip"]) == (MINER_A, MINER_B)
+    assert a["coins"] == ["btc", "xmr"] and b["coins"] == ["eth"]
+    assert a["dialects"] == ["cryptonote", "stratum-v1"] and b["dialects"] == ["ethproxy"]
+    assert a["pools"] == [f"{POOL_IP}:3333", "203.0.113.78:3333"]
+    assert a["wallets"] == sorted(
+        {SCRIPTS["stratum_v1_btc"].expect.wallet, SCRIPTS["cryptonote_xmrig"].expect.wallet}
+    )
+    egress_a = sum(
+        e["flow"]["bytes_toserver"]
+        for e in events
+        if e["event_type"] == "flow" and e["src_ip"] == MINER_A
+    )
+    assert a["pool_egress_bytes"] == egress_a
+    assert datetime.fromisoformat(a["first_seen"]).timestamp() == pytest.approx(T0)
+    assert datetime.fromisoformat(a["first_seen"]) < datetime.fromisoformat(a["last_seen"])
+    for row in (a, b):  # no --ownership: attribution unknown
+        assert (row["org"], row["org_type"], row["region"]) == (None, None, None)
+        assert (row["hashrate_hs"], row["power_w"]) == (None, None)
+    pools = {row["endpoint"]: row for row in report["pools"]}
+    assert pools[f"{POOL_IP}:3333"] == {
+        "endpoint": f"{POOL_IP}:3333",
+        "host": None,
+        "coin": "btc",
+        "clients": 1,  # one miner, two flows
+    }
+    assert pools["203.0.113.79:8008"]["coin"] == "eth"
+
+
+def test_breakdowns_without_attribution(replayed):
+    report, _ = replayed
+    assert report["by_org"] == []  # nobody is attributed
+    assert report["by_org_type"] == [{"org_type": "unknown", "suspect_ips": 2, "share": 1.0}]
+    assert report["by_region"] == [{"region": None, "suspect_ips": 2}]
+    coins = {row["coin"]: row for row in report["by_coin"]}
+    assert set(coins) == {"btc", "xmr", "eth"}
+    assert coins["eth"]["suspect_ips"] == 1 and coins["btc"]["suspect_ips"] == 1
+    assert (coins["eth"]["hashrate_hs"], coins["eth"]["power_w"]) == (None, None)
+
+
+def _records(ip: str, port: int, coin: str, org: Attribution) -> tuple[MiningRecord, FlowRecord]:
+    finding = Finding("stratum-v1", "confirmed", Side.ORIG, "minewatch.dialect.stratum-v1")
+    finding.coin = coin
+    mining = MiningRecord(
+        1,
+        T0,
+        "TCP",
+        ip,
+        port,
+        "203.0.113.1",
+        3333,
+        "pool.example:3333",
+        "pool.example",
+        finding,
+        org,
+    )
+    return mining, FlowRecord(mining, 10, 10, 4000, 2000, T0, T0 + 100, "closed", "closed")
+
+
+def test_breakdowns_follow_the_attribution():
+    uni = Attribution("Example University", "education", "Nanjing", 64500, "registry")
+    gov = Attribution("City Bureau", "government", "Suzhou", 64501, "registry")
+    builder = ReportBuilder()
+    for n, (org, coin) in enumerate([(uni, "eth"), (uni, "btc"), (gov, "eth")]):
+        mining, flow = _records(f"10.50.0.{n + 1}", 40000 + n, coin, org)
+        builder.mining(mining)
+        builder.flow_end(flow)
+    report = builder.build(T0, T0 + 100)
+    assert report["by_org_type"] == [
+        {"org_type": "education", "suspect_ips": 2, "share": pytest.approx(2 / 3, abs=1e-6)},
+        {"org_type": "government", "suspect_ips": 1, "share": pytest.approx(1 / 3, abs=1e-6)},
+    ]
+    assert report["by_region"] == [
+        {"region": "Nanjing", "suspect_ips": 2},
+        {"region": "Suzhou", "suspect_ips": 1},
+    ]
+    first = report["by_org"][0]
+    assert (first["org"], first["org_type"], first["suspect_ips"]) == (
+        "Example University",
+        "education",
+        2,
+    )
+    assert first["ips"] == ["10.50.0.1", "10.50.0.2"] and first["coins"] == ["btc", "eth"]
+    assert report["totals"]["pool_egress_mbps"] == pytest.approx(3 * 4000 * 8 / 1e6 / 100)
+    assert report["pools"] == [
+        {"endpoint": "203.0.113.1:3333", "host": "pool.example", "coin": None, "clients": 3}
+    ]  # two coins seen at one pool: no single coin
+
+
+def test_empty_report_keeps_its_shape(tmp_path: Path):
+    builder = ReportBuilder()
+    builder.write(tmp_path / "r.json", None, None)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report) == TOP and set(report["totals"]) == TOTALS
+    assert report["window"] == {"start": None, "end": None, "seconds": 0.0}
+    assert report["totals"]["mining_flows"] == 0 and report["totals"]["pool_egress_mbps"] == 0.0
+    assert report["suspects"] == [] and report["pools"] == [] and report["by_org_type"] == []
