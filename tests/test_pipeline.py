@@ -238,24 +238,9 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Replay
 
 # --- what the scripts must give ---------------------------------------------------------------
 
-SV2_FIRST_CHUNK = (
-    "framing.BinaryFramer hands a binary stream's first chunk over once and ignores the "
-    "rest, so Stratum V2 frames after the first segment of each direction are never read"
-)
-MID_LINE = (
-    "framing.framer_for picks the framer from the first bytes seen: a capture that starts "
-    "inside a JSON line or HTTP body gets the binary framer and the stream is never parsed"
-)
-RIGID = "detect.cryptonote reads the worker from the login only, not XMRig's `rigid` field"
-
 
 def _known_miss(variant: str, sc: Script) -> pytest.MarkDecorator | None:
-    if variant == "split-every-8-bytes" and sc.name == "stratum_v2":
-        return pytest.mark.xfail(strict=True, reason=SV2_FIRST_CHUNK)
-    if variant == "mid-line" and sc.framing != "binary":
-        # not strict: framing is being reworked for exactly this; make it strict (or drop
-        # it) for whichever framings still miss once that lands
-        return pytest.mark.xfail(strict=False, reason=MID_LINE)
+    """Variants a script cannot be expected to survive (none at present)."""
     return None
 
 
@@ -319,11 +304,7 @@ EVENT_FIELDS: dict[str, dict[str, Any]] = {
     "getwork_legacy": {"coin": "btc", "wallet": None},  # Host: btc.pool.example; account name
     "stratum_v2": {"wallet": None, "agent": "Bitmain S19 braiins-os-2023-06"},  # SetupConnection
 }
-IDENTITY_GAPS = {
-    ("cryptonote_xmrig", "worker"): RIGID,
-    ("stratum_v2", "login"): SV2_FIRST_CHUNK,
-    ("stratum_v2", "worker"): SV2_FIRST_CHUNK,
-}
+IDENTITY_GAPS: dict[tuple[str, str], str] = {}
 IDENTITY = ("coin", "login", "wallet", "worker", "agent")
 
 
@@ -347,12 +328,7 @@ def test_mining_and_flow_events_name_the_miner(replayed, name, key):
         assert event["mining"][key] == want, kind
 
 
-SHARE_CASES = [
-    pytest.param(sc.name, marks=[pytest.mark.xfail(strict=True, reason=SV2_FIRST_CHUNK)])
-    if sc.name == "stratum_v2"
-    else sc.name
-    for sc in MINING
-]
+SHARE_CASES = [sc.name for sc in MINING]
 
 
 @pytest.mark.parametrize("name", SHARE_CASES)

@@ -215,6 +215,9 @@ class CryptoNoteDetector:
         draft = self._draft
         draft.login = params["login"]
         draft.wallet, draft.worker = split_login(draft.login)
+        rigid = params.get("rigid")  # XMRig's rig id names the worker beside the login
+        if draft.worker is None and isinstance(rigid, str) and rigid:
+            draft.worker = rigid
         agent = params.get("agent")
         draft.agent = agent if isinstance(agent, str) and agent else None
         algos = params.get("algo")

@@ -245,7 +245,53 @@ def _wanted(buf: bytes) -> int:
     return 0
 
 
-Framer = JsonLineFramer | HttpFramer | BinaryFramer
+SV2_HEADER = 6
+SV2_MAX_FRAME = 1 << 16
+SV2_READ_LIMIT = 64 * 1024
+
+
+def _sv2_frame_length(data: bytes) -> int | None:
+    """Total length of the Stratum V2 frame `data` starts with, if it plausibly is one.
+
+    Header: extension type (u16 LE, channel bit 15), message type (u8),
+    payload length (u24 LE); the mining protocol's extension is 0.
+    """
+    if len(data) < SV2_HEADER or data[0] != 0 or data[1] & 0x7F:
+        return None
+    length = int.from_bytes(data[3:6], "little")
+    return SV2_HEADER + length if length < SV2_MAX_FRAME else None
+
+
+class Sv2Framer:
+    """Stratum V2 frames, handed over whole (however the segments cut them)."""
+
+    __slots__ = ("_buf", "_read", "_side", "broken")
+
+    def __init__(self, side: Side) -> None:
+        self._side, self._buf, self._read, self.broken = side, b"", 0, False
+
+    def feed(self, ts: float, data: bytes) -> list[Message]:
+        if self.broken or self._read >= SV2_READ_LIMIT:
+            return []
+        self._buf += data
+        end = 0
+        while (size := _sv2_frame_length(self._buf[end:])) is not None:
+            if end + size > len(self._buf):
+                break
+            end += size
+        if end == 0:
+            self.broken = len(self._buf) >= SV2_HEADER and _sv2_frame_length(self._buf) is None
+            return []
+        chunk, self._buf = self._buf[:end], self._buf[end:]
+        self._read += end
+        return [BinaryChunk(self._side, ts, chunk)]
+
+    def flush(self, ts: float) -> list[Message]:
+        rest, self._buf = self._buf, b""
+        return [BinaryChunk(self._side, ts, rest)] if rest and not self.broken else []
+
+
+Framer = JsonLineFramer | HttpFramer | BinaryFramer | Sv2Framer
 JSON_STARTS = (b"{", b"[")
 SNIFF_LIMIT = 4096  # text without a JSON line start is looked at this far
 SWITCH_WINDOW = 1024  # a binary preamble (SOCKS) this short may give way to JSON
@@ -270,11 +316,30 @@ def framer_for(side: Side, first: bytes) -> Framer | None:
         return JsonLineFramer(side)
     if _is_http(first):
         return HttpFramer(side)
-    if b"\n{" in first or b"\n[" in first:
-        return JsonLineFramer(side)
-    if _is_text(first) and len(first) < SNIFF_LIMIT:
-        return None
+    if _is_text(first):
+        # A start mid-line or mid-body: whichever protocol starts first after it.
+        json_at, http_at = _json_start(first), _http_start(first)
+        if json_at >= 0 and (http_at < 0 or json_at < http_at):
+            return JsonLineFramer(side)  # it skips the partial first line itself
+        if http_at >= 0:
+            return HttpFramer(side)  # the reader drops the body's tail before it
+        return None if len(first) < SNIFF_LIMIT else BinaryFramer(side)
+    if _sv2_frame_length(first) is not None:
+        return Sv2Framer(side)
     return BinaryFramer(side)
+
+
+def _json_start(data: bytes) -> int:
+    """Where a JSON line starts after a newline, or -1."""
+    found = [at for at in (data.find(b"\n{"), data.find(b"\n[")) if at >= 0]
+    return min(found) + 1 if found else -1
+
+
+def _http_start(data: bytes) -> int:
+    """Where an HTTP message starts after a line or a JSON body ends, or -1."""
+    marks = (b"\nPOST ", b"\nGET ", b"\nHTTP/1.", b"}POST ", b"}HTTP/1.", b"}GET ")
+    found = [at for at in (data.find(mark) for mark in marks) if at >= 0]
+    return min(found) + 1 if found else -1
 
 
 class StreamReader:
@@ -311,6 +376,8 @@ class StreamReader:
             if framer is None:
                 self._held = data
                 return []
+            if isinstance(framer, HttpFramer) and not _is_http(data):
+                data = data[_http_start(data) :]  # drop the tail of a body
         elif self._preamble_over(framer, data):
             framer = self.framer = JsonLineFramer(self._side)
         out = framer.feed(ts, data)

@@ -15,7 +15,7 @@ from sensor.detect.base import BinaryChunk, Detector, DetectorFactory, Message
 from sensor.detect.cryptonote import CryptoNoteDetector
 from sensor.detect.ethereum_stratum import EthereumStratumDetector
 from sensor.detect.ethproxy import EthProxyDetector
-from sensor.detect.framing import BinaryFramer, Framer, StreamReader
+from sensor.detect.framing import BinaryFramer, Framer, StreamReader, Sv2Framer
 from sensor.detect.getwork import GetworkDetector
 from sensor.detect.grin import GrinDetector
 from sensor.detect.node import identify_node
@@ -119,7 +119,7 @@ class FlowInspector:
     def _new_detectors(self, framer: Framer) -> list[Detector]:
         """Detectors for the kind of stream just seen, once per kind per flow."""
         have = {d.dialect for d in self._detectors}
-        if isinstance(framer, BinaryFramer):
+        if isinstance(framer, BinaryFramer | Sv2Framer):
             table = BINARY_DETECTORS
             extra: list[Detector] = []
             if "tls" not in have:

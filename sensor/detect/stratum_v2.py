@@ -276,7 +276,13 @@ class StratumV2Detector:
         data = msg.data
         # Cheap test of the first header (extension 0, a known message type) before parsing.
         plausible = len(data) >= _HEADER and data[0] == 0 and data[1] in (0, 0x80)
-        decoded = recognise(split_frames(data)) if plausible and data[2] in _LAYOUTS else None
+        frames = split_frames(data) if plausible else []
+        decoded: list[tuple[Sv2Frame, list[Any]]] | None
+        if self._seen:
+            # Already SV2: later chunks carry single frames (a channel opening, shares).
+            decoded = [(f, v) for f in frames if (v := decode_frame(f)) is not None]
+        else:
+            decoded = recognise(frames) if plausible and data[2] in _LAYOUTS else None
         if decoded is None:
             self._declined = self._declined or not self._seen
             return
