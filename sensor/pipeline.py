@@ -178,8 +178,15 @@ class Pipeline:
         ):
             self.interesting.add((*flow.orig, *flow.resp))
 
-    def finish(self) -> None:
-        """End of input: end every flow, then close the sinks."""
+    def finish(self, clock: float | None = None) -> None:
+        """End of input: end every flow, then close the sinks.
+
+        `clock` is the time the input really ended, when the pipeline saw only
+        part of it (filtered replay): flows idle or closed by then expire as
+        they would have had every packet gone through.
+        """
+        if clock is not None:
+            self.flows.expire(clock)
         self.flows.flush()
         self.sinks.close()
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sensor.capture.pcapfile import time_span
 from sensor.capture.prefilter import flow_program, scan_program
 from sensor.capture.progress import Progress
 from sensor.capture.replay import FileReader, InputErrors, expand
@@ -119,8 +120,24 @@ class Replay:
             bpf = flow_program(linktype, flows, pool_ips) if linktype is not None else None
             for frame in self.reader.frames(path, bpf):
                 pipeline.feed(frame)
-        pipeline.finish()
+        self._widen_window(pipeline, scan)
+        pipeline.finish(clock=pipeline.stats.last_ts)
         return pipeline, pass2
+
+    def _widen_window(self, pipeline: Pipeline, scan: Pipeline) -> None:
+        """The capture's own time span, not just that of the packets pass 2 read."""
+        firsts, lasts = [], []
+        for stats in (pipeline.stats, scan.stats):
+            if stats.first_ts is not None and stats.last_ts is not None:
+                firsts.append(stats.first_ts)
+                lasts.append(stats.last_ts)
+        for path in self.files:
+            span = time_span(path)
+            if span is not None:
+                firsts.append(span[0])
+                lasts.append(span[1])
+        if firsts:
+            pipeline.stats.first_ts, pipeline.stats.last_ts = min(firsts), max(lasts)
 
 
 def _pool_addresses(scan: Pipeline) -> set[str]:

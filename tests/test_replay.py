@@ -141,23 +141,12 @@ def test_two_pass_and_python_give_the_same_events(both_ways):
     assert fast.candidates < fast.packets  # the background was filtered out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two-pass: flows expire on the clock of the packets the pipeline sees, so a "
-    "flow that python mode ends as 'closed' (later background traffic moves the clock) "
-    "ends as 'end_of_input' when the BPF passes let no later packet through",
-)
 def test_two_pass_flow_end_reasons_match_python(both_ways):
     (python, _), (two_pass, _) = both_ways
     assert _sorted(two_pass) == _sorted(python)
 
 
 @needs_libpcap
-@pytest.mark.xfail(
-    strict=True,
-    reason="two-pass: the pipeline's window spans only the packets the BPF passes let "
-    "through, so the report's window and pool_egress_mbps differ from a full read",
-)
 def test_two_pass_report_window_spans_the_whole_capture(mixed, tmp_path):
     reports = []
     for prefilter in (False, True):

@@ -153,3 +153,76 @@ def _tsresol(data: Buffer, off: int, end: int, order: str) -> float:
             return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0**-value
         off += 4 + ((length + 3) & ~3)
     return 1e-6
+
+
+def time_span(path: Path) -> tuple[float, float] | None:
+    """(first, last) packet timestamps of a file without reading every record.
+
+    Two-pass replay sees only filtered packets; the report's window and the
+    flows' final expiry need the capture's own first and last times. pcap:
+    the first record, and the last found by walking back from the end to a
+    header whose record ends exactly at the end of the file. pcapng: the
+    first and the last enhanced packet blocks (the last found through its
+    trailing length). None when the file does not allow it (damage, several
+    pcapng sections).
+    """
+    try:
+        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            kind = sniff_format(data[:4])
+            if kind == "pcap":
+                return _pcap_span(data)
+            if kind == "pcapng":
+                return _pcapng_span(data, path.name)
+    except (OSError, ValueError, struct.error, CaptureError):
+        return None
+    return None
+
+
+def _pcap_span(data: Buffer) -> tuple[float, float] | None:
+    order, unit = PCAP_MAGICS[data[:4]]
+    record = struct.Struct(order + "IIII")
+    end = len(data)
+    if end < 24 + record.size:
+        return None
+    sec, frac, _, _ = record.unpack_from(data, 24)
+    first = sec + frac * unit
+    for off in range(end - record.size, max(23, end - 262_160) - 1, -1):
+        sec, frac, caplen, wirelen = record.unpack_from(data, off)
+        if off + record.size + caplen == end and caplen <= wirelen + 0xFFFF and sec >= first - 1:
+            return first, sec + frac * unit
+    return None
+
+
+def _pcapng_span(data: Buffer, name: str) -> tuple[float, float] | None:
+    first = None
+    for frame in _read_pcapng(data, name):
+        first = frame.ts
+        break
+    if first is None:
+        return None
+    state, off = _PcapngState(), 0
+    sections = 0
+    while off < len(data):  # interface blocks of the (single) section, up to the first packet
+        btype, blen = struct.unpack_from(state.order + "II", data, off)
+        if data[off : off + 4] == PCAPNG_MAGIC:
+            sections += 1
+            state.order = _section_order(data, off, name)
+            btype, blen = struct.unpack_from(state.order + "II", data, off)
+        if btype in (3, 6):
+            break
+        _block(data, off, btype, blen, state, name)
+        off += blen
+    if sections != 1:
+        return None
+    end = len(data)
+    for _ in range(64):  # walk back over trailing statistics or name blocks
+        size = struct.unpack_from(state.order + "I", data, end - 4)[0]
+        start = end - size
+        if size < 12 or start < off:
+            return None
+        btype = struct.unpack_from(state.order + "I", data, start)[0]
+        if btype in (3, 6):
+            last = _block(data, start, btype, size, state, name)
+            return (first, last.ts) if last is not None else None
+        end = start
+    return None

@@ -31,10 +31,11 @@ class InputErrors:
     files: set[str] = field(default_factory=set)
 
     def add(self, error: CaptureError) -> None:
-        if error.source not in self.files or str(error) not in self.messages:
-            self.messages.append(str(error))
+        """Record an error once (both replay passes meet the same damage)."""
         self.files.add(error.source)
-        log.error("%s", error)
+        if str(error) not in self.messages:
+            self.messages.append(str(error))
+            log.error("%s", error)
 
 
 def expand(paths: Iterable[Path], errors: InputErrors) -> list[Path]:

@@ -172,6 +172,9 @@ class _State:
     miner: bool = False  # miner evidence
     pool: bool = False  # the pool answered in protocol
     pool_headers: bool = False
+    # X-Mining-* request headers exist only in mining clients: enough on their own,
+    # even when the pool refused the request before its JSON body was sent.
+    mining_headers: bool = False
     evidence: list[str] = field(default_factory=list)
     pending: deque[list[_Call]] = field(default_factory=lambda: deque(maxlen=_MAX_PENDING))
     login: str | None = None
@@ -245,7 +248,7 @@ class GetworkDetector:
             s.miner = s.miner or any(a in agent.lower() for a in _MINER_AGENTS)
         for name, label in _MINER_HEADERS.items():
             if name in h:
-                s.miner = True
+                s.miner = s.mining_headers = True
                 s.note(label)
         if "x-mining-hashrate" in h:
             s.hashrate = _hashrate(h["x-mining-hashrate"]) or s.hashrate
@@ -327,7 +330,9 @@ class GetworkDetector:
 
     def finding(self) -> Finding | None:
         s = self._s
-        if s.miner_side is None or not ((s.dialect and s.miner) or s.pool_headers):
+        if s.miner_side is None:
+            return None
+        if not ((s.dialect and s.miner) or s.pool_headers or s.mining_headers):
             return None
         wallet, worker = split_login(s.login)
         hint = (

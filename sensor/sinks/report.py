@@ -7,7 +7,7 @@ estimator provides them (the contract's fields are present either way).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,17 +62,20 @@ class ReportBuilder:
 
     def __init__(self) -> None:
         self.suspects: dict[str, Suspect] = {}
-        self.pools: dict[str, PoolSeen] = {}
+        self.pools: dict[str, PoolSeen] = {}  # by ip:port; host names as learned
+        self.dialect_flows: Counter[str] = Counter()
         self.mining_flows = 0
         self.node_flows = 0
 
     def mining(self, rec: MiningRecord) -> None:
         self.mining_flows += 1
         self._suspect(rec).add(rec)
-        pool = self.pools.get(rec.pool)
+        self.dialect_flows[rec.finding.dialect] += 1
+        endpoint = f"{rec.pool_ip}:{rec.pool_port}"
+        pool = self.pools.get(endpoint)
         if pool is None:
-            endpoint = f"{rec.pool_ip}:{rec.pool_port}"
-            pool = self.pools[rec.pool] = PoolSeen(endpoint, rec.pool_host)
+            pool = self.pools[endpoint] = PoolSeen(endpoint, rec.pool_host)
+        pool.host = pool.host or rec.pool_host
         pool.clients.add(rec.miner_ip)
         if rec.finding.coin:
             pool.coins.add(rec.finding.coin)

@@ -29,9 +29,9 @@ def summary_text(outcome: ReplayOutcome, report: ReportBuilder, seconds: float) 
         f"mining flows: {totals['mining_flows']} from {totals['suspect_ips']} miner IP(s) to "
         f"{len(data['pools'])} pool endpoint(s); pool egress {_size(totals['pool_egress_bytes'])}",
     ]
-    dialects = Counter(d for s in report.suspects.values() for d in s.dialects)
+    dialects = report.dialect_flows
     if dialects:
-        lines.append("dialects: " + ", ".join(f"{d} {n}" for d, n in dialects.most_common()))
+        lines.append("flows by dialect: " + _top(dialects, 12))
     for row in data["suspects"][:20]:
         coins = ",".join(row["coins"]) or "?"
         pools = ", ".join(row["pools"][:3])
@@ -51,5 +51,5 @@ def summary_text(outcome: ReplayOutcome, report: ReportBuilder, seconds: float) 
     return "\n".join(lines)
 
 
-def _top(counter: Counter[str]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counter.most_common(4))
+def _top(counter: Counter[str], most: int = 4) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counter.most_common(most))
