@@ -11,7 +11,8 @@ import logging
 import sys
 
 from sensor import __version__
-from sensor.commands import replay, rules
+from sensor.attribute.errors import OwnershipError
+from sensor.commands import ownership, replay, rules, screen
 from sensor.rules.errors import RuleError
 
 
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     replay.add_parser(sub)
     rules.add_parser(sub)
+    ownership.add_parser(sub)
+    screen.add_parser(sub)
     return parser
 
 
@@ -38,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args))
     except RuleError as exc:
         print(f"minewatch: invalid rules:\n{exc}", file=sys.stderr)
+        return 2
+    except OwnershipError as exc:
+        print(f"minewatch: invalid ownership files:\n{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -7,7 +7,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sensor.attribute import Attributor
+from sensor.attribute.resolver import OwnershipResolver
 from sensor.capture.progress import Progress
+from sensor.commands.ownership import (
+    add_home_net_option,
+    add_ownership_option,
+    home_net,
+    open_resolver,
+)
 from sensor.flows.table import FlowSettings
 from sensor.pipeline import Endpoints, Pipeline, PipelineSettings
 from sensor.replay import Replay
@@ -39,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--events", metavar="FILE", help="write EVE-style JSON Lines events ('-': stdout)"
     )
     p.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report")
+    add_ownership_option(p)
+    add_home_net_option(p)
     p.add_argument(
         "--no-prefilter",
         action="store_true",
@@ -63,32 +73,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rules = load_rules(args.rules, replace=args.rules_replace)
+    # Before any capture is read: a bad ownership file stops the run (exit 2) up front.
+    resolver = open_resolver(args.ownership)
+    try:
+        return _replay(args, rules, resolver)
+    finally:
+        if resolver is not None:
+            resolver.close()
+
+
+def _replay(args: argparse.Namespace, rules: RuleSet, resolver: OwnershipResolver | None) -> int:
     settings = PipelineSettings(
         flows=FlowSettings(max_flows=args.max_flows, stream_depth=args.stream_depth * 1024)
     )
-    report = ReportBuilder()
+    report = ReportBuilder(resolver, home_net(args.home_net, resolver))
     sinks: list[Sink] = [report]
     if args.events:
         sinks.append(EveWriter(args.events))
     started = time.monotonic()
-    replay = Replay(
-        args.paths, _factory(rules, sinks), settings, not args.no_prefilter, Progress(args.progress)
-    )
+    factory = _factory(rules, sinks, resolver)
+    replay = Replay(args.paths, factory, settings, not args.no_prefilter, Progress(args.progress))
     outcome = replay.run()
     stats = outcome.pipeline.stats
     if args.report:
         report.write(args.report, stats.first_ts, stats.last_ts)
     if args.events != "-":
-        print(summary_text(outcome, report, time.monotonic() - started))
+        print(summary_text(outcome, report, time.monotonic() - started, resolver is not None))
     return 2 if outcome.errors.messages else 0
 
 
 def _factory(
-    rules: RuleSet, sinks: list[Sink]
+    rules: RuleSet, sinks: list[Sink], attributor: Attributor | None
 ) -> Callable[[PipelineSettings, bool, Callable[[Endpoints], bool] | None], Pipeline]:
     def build(
         settings: PipelineSettings, with_sinks: bool, admit: Callable[[Endpoints], bool] | None
     ) -> Pipeline:
-        return Pipeline(rules, sinks if with_sinks else (), settings, admit=admit)
+        if not with_sinks:  # the scan pass: its records go nowhere, so no owners to look up
+            return Pipeline(rules, (), settings, admit=admit)
+        return Pipeline(rules, sinks, settings, attributor=attributor, admit=admit)
 
     return build

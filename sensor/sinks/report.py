@@ -3,6 +3,11 @@
 Built from the same records as the events, so `report` over an event log and
 `--report` of a replay agree. Hash rate and power stay null until the
 estimator provides them (the contract's fields are present either way).
+
+Beyond the contract: suspects say whether the miner is in the home network
+(`home`), pools carry the `asn` and `country` of their address when ownership
+sources know them. Both are looked up when the report is built, once per IP,
+never per record.
 """
 
 from __future__ import annotations
@@ -10,10 +15,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from sensor.attribute.home_net import HomeNet
 from sensor.model import FlowRecord, MiningRecord, NodeRecord
 from sensor.sinks.events import iso_time
 
@@ -53,14 +59,31 @@ class Suspect:
 class PoolSeen:
     endpoint: str
     host: str | None
+    ip: str
     coins: set[str] = field(default_factory=set)
     clients: set[str] = field(default_factory=set)
 
 
-class ReportBuilder:
-    """A sink that accumulates suspects and pools; `build()` gives the report."""
+class PoolInfo(Protocol):
+    """What the report asks of ownership sources about a pool address (OwnershipResolver)."""
 
-    def __init__(self) -> None:
+    def pool_info(self, ip: str) -> tuple[int | None, str | None]: ...
+
+
+class Home(Protocol):
+    def contains(self, ip: str) -> bool: ...
+
+
+class ReportBuilder:
+    """A sink that accumulates suspects and pools; `build()` gives the report.
+
+    `pool_info` gives pools their ASN and country (none without ownership
+    sources); `home_net` decides suspects' `home` (default: the private ranges).
+    """
+
+    def __init__(self, pool_info: PoolInfo | None = None, home_net: Home | None = None) -> None:
+        self._pool_info = pool_info
+        self._home = home_net if home_net is not None else HomeNet()
         self.suspects: dict[str, Suspect] = {}
         self.pools: dict[str, PoolSeen] = {}  # by ip:port; host names as learned
         self.dialect_flows: Counter[str] = Counter()
@@ -74,7 +97,7 @@ class ReportBuilder:
         endpoint = f"{rec.pool_ip}:{rec.pool_port}"
         pool = self.pools.get(endpoint)
         if pool is None:
-            pool = self.pools[endpoint] = PoolSeen(endpoint, rec.pool_host)
+            pool = self.pools[endpoint] = PoolSeen(endpoint, rec.pool_host, rec.pool_ip)
         pool.host = pool.host or rec.pool_host
         pool.clients.add(rec.miner_ip)
         if rec.finding.coin:
@@ -125,8 +148,20 @@ class ReportBuilder:
             "by_org_type": _by_org_type(suspects),
             "by_region": _by_key(suspects, "region"),
             "by_org": _by_org(suspects),
-            "suspects": [_suspect_row(s) for s in suspects],
-            "pools": [_pool_row(p) for p in sorted(self.pools.values(), key=lambda p: p.endpoint)],
+            "suspects": [_suspect_row(s, self._home.contains(s.ip)) for s in suspects],
+            "pools": [self._pool_row(p) for p in sorted(self.pools.values(), key=_endpoint)],
+        }
+
+    def _pool_row(self, p: PoolSeen) -> dict[str, Any]:
+        coin = sorted(p.coins)[0] if len(p.coins) == 1 else None
+        asn, country = self._pool_info.pool_info(p.ip) if self._pool_info else (None, None)
+        return {
+            "endpoint": p.endpoint,
+            "host": p.host,
+            "coin": coin,
+            "clients": len(p.clients),
+            "asn": asn,
+            "country": country,
         }
 
     def write(self, path: Path, start: float | None, end: float | None) -> None:
@@ -134,7 +169,11 @@ class ReportBuilder:
         path.write_bytes(data + b"\n")
 
 
-def _suspect_row(s: Suspect) -> dict[str, Any]:
+def _endpoint(p: PoolSeen) -> str:
+    return p.endpoint
+
+
+def _suspect_row(s: Suspect, home: bool) -> dict[str, Any]:
     return {
         "ip": s.ip,
         "org": s.org,
@@ -149,12 +188,8 @@ def _suspect_row(s: Suspect) -> dict[str, Any]:
         "pool_egress_bytes": s.egress,
         "hashrate_hs": None,
         "power_w": None,
+        "home": home,
     }
-
-
-def _pool_row(p: PoolSeen) -> dict[str, Any]:
-    coin = sorted(p.coins)[0] if len(p.coins) == 1 else None
-    return {"endpoint": p.endpoint, "host": p.host, "coin": coin, "clients": len(p.clients)}
 
 
 def _by_coin(suspects: list[Suspect]) -> list[dict[str, Any]]:

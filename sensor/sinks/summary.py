@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sensor.sinks.report import ReportBuilder
 
@@ -19,7 +19,10 @@ def _size(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def summary_text(outcome: ReplayOutcome, report: ReportBuilder, seconds: float) -> str:
+def summary_text(
+    outcome: ReplayOutcome, report: ReportBuilder, seconds: float, attributed: bool = False
+) -> str:
+    """`attributed`: ownership sources were given, so owners are worth a line."""
     data = report.build(outcome.pipeline.stats.first_ts, outcome.pipeline.stats.last_ts)
     totals = data["totals"]
     rate = outcome.packets / seconds if seconds > 0 else 0.0
@@ -32,12 +35,9 @@ def summary_text(outcome: ReplayOutcome, report: ReportBuilder, seconds: float) 
     dialects = report.dialect_flows
     if dialects:
         lines.append("flows by dialect: " + _top(dialects, 12))
-    for row in data["suspects"][:20]:
-        coins = ",".join(row["coins"]) or "?"
-        pools = ", ".join(row["pools"][:3])
-        if len(row["pools"]) > 3:
-            pools += f" and {len(row['pools']) - 3} more"
-        lines.append(f"  {row['ip']:<40} {coins:<8} -> {pools}")
+    if attributed and data["suspects"]:
+        lines.append(_by_org_type(data))
+    lines.extend(_suspect_line(row, attributed) for row in data["suspects"][:20])
     if len(data["suspects"]) > 20:
         lines.append(f"  ... and {len(data['suspects']) - 20} more (see --report)")
     if report.node_flows:
@@ -49,6 +49,24 @@ def summary_text(outcome: ReplayOutcome, report: ReportBuilder, seconds: float) 
     for message in outcome.errors.messages:
         lines.append(f"input error: {message}")
     return "\n".join(lines)
+
+
+def _suspect_line(row: dict[str, Any], attributed: bool) -> str:
+    coins = ",".join(row["coins"]) or "?"
+    pools = ", ".join(row["pools"][:3])
+    if len(row["pools"]) > 3:
+        pools += f" and {len(row['pools']) - 3} more"
+    line = f"  {row['ip']:<40} {coins:<8} -> {pools}"
+    if attributed and (row["org"] or row["org_type"]):
+        line += f"  [{row['org'] or '?'}, {row['org_type'] or 'unknown'}]"
+    return line
+
+
+def _by_org_type(data: dict[str, Any]) -> str:
+    """Miner IPs by organisation type, largest first, and how many organisations."""
+    types = ", ".join(f"{row['org_type']} {row['suspect_ips']}" for row in data["by_org_type"])
+    orgs = len(data["by_org"])
+    return f"miner IPs by org type: {types} (at {orgs} organisation{'' if orgs == 1 else 's'})"
 
 
 def _top(counter: Counter[str], most: int = 4) -> str:

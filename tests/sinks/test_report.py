@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from sensor.attribute.home_net import HomeNet
+from sensor.attribute.resolver import OwnershipResolver
 from sensor.cli import main
 from sensor.model import Attribution, Finding, FlowRecord, MiningRecord, Side
 from sensor.sinks.report import ReportBuilder
@@ -47,6 +49,9 @@ SUSPECT = {
     "power_w",
 }
 POOL = {"endpoint", "host", "coin", "clients"}
+# Beyond the contract: whether a suspect is ours, and where a pool's address is routed.
+SUSPECT_EXTRA = {"home"}
+POOL_EXTRA = {"asn", "country"}
 MINER_A, MINER_B, POOL_IP = "10.40.0.1", "10.40.0.2", "203.0.113.77"
 
 
@@ -75,8 +80,9 @@ def test_report_has_exactly_the_contracts_fields(replayed):
     assert set(report) == TOP
     assert set(report["window"]) == WINDOW
     assert set(report["totals"]) == TOTALS
-    assert report["suspects"] and all(set(row) == SUSPECT for row in report["suspects"])
-    assert report["pools"] and all(set(row) == POOL for row in report["pools"])
+    suspects, pools = report["suspects"], report["pools"]
+    assert suspects and all(set(row) == SUSPECT | SUSPECT_EXTRA for row in suspects)
+    assert pools and all(set(row) == POOL | POOL_EXTRA for row in pools)
 
 
 def test_totals_add_up_to_the_events(replayed):
@@ -120,6 +126,7 @@ def test_suspects_and_pools(replayed):
     assert datetime.fromisoformat(a["first_seen"]) < datetime.fromisoformat(a["last_seen"])
     for row in (a, b):  # no --ownership: attribution unknown
         assert (row["org"], row["org_type"], row["region"]) == (None, None, None)
+        assert row["home"] is True  # 10.40.0.0/16 is private: home by default
         assert (row["hashrate_hs"], row["power_w"]) == (None, None)
     pools = {row["endpoint"]: row for row in report["pools"]}
     assert pools[f"{POOL_IP}:3333"] == {
@@ -127,6 +134,8 @@ def test_suspects_and_pools(replayed):
         "host": None,
         "coin": "btc",
         "clients": 1,  # one miner, two flows
+        "asn": None,  # no ownership sources
+        "country": None,
     }
     assert pools["203.0.113.79:8008"]["coin"] == "eth"
 
@@ -187,8 +196,15 @@ def test_breakdowns_follow_the_attribution():
     assert first["ips"] == ["10.50.0.1", "10.50.0.2"] and first["coins"] == ["btc", "eth"]
     assert report["totals"]["pool_egress_mbps"] == pytest.approx(3 * 4000 * 8 / 1e6 / 100)
     assert report["pools"] == [
-        {"endpoint": "203.0.113.1:3333", "host": "pool.example", "coin": None, "clients": 3}
-    ]  # two coins seen at one pool: no single coin
+        {
+            "endpoint": "203.0.113.1:3333",
+            "host": "pool.example",
+            "coin": None,  # two coins seen at one pool: no single coin
+            "clients": 3,
+            "asn": None,
+            "country": None,
+        }
+    ]
 
 
 def test_empty_report_keeps_its_shape(tmp_path: Path):
@@ -199,3 +215,30 @@ def test_empty_report_keeps_its_shape(tmp_path: Path):
     assert report["window"] == {"start": None, "end": None, "seconds": 0.0}
     assert report["totals"]["mining_flows"] == 0 and report["totals"]["pool_egress_mbps"] == 0.0
     assert report["suspects"] == [] and report["pools"] == [] and report["by_org_type"] == []
+
+
+def test_pools_get_asn_and_country_and_suspects_home_from_ownership(tmp_path: Path):
+    registry = tmp_path / "owners.csv"
+    registry.write_text(
+        "network,org,org_type,region,asn,country\n"
+        "203.0.113.0/28,Pool Hosting,hosting,,64510,NL\n"
+        "198.51.100.0/24,Example University,education,Nanjing,,CN\n",
+        encoding="utf-8",
+    )
+    resolver = OwnershipResolver([registry])
+    uni = resolver.lookup("198.51.100.7")
+    builder = ReportBuilder(resolver, HomeNet(["192.0.2.0/24"], registry=resolver))
+    for n, ip in enumerate(["198.51.100.7", "192.0.2.1", "8.8.8.8"]):
+        mining, flow = _records(ip, 40000 + n, "btc", uni if n == 0 else Attribution())
+        builder.mining(mining)
+        builder.flow_end(flow)
+    report = builder.build(T0, T0 + 100)
+    assert {row["ip"]: row["home"] for row in report["suspects"]} == {
+        "198.51.100.7": True,  # a registry prefix
+        "192.0.2.1": True,  # --home-net
+        "8.8.8.8": False,
+    }
+    (pool,) = report["pools"]
+    assert (pool["endpoint"], pool["asn"], pool["country"]) == ("203.0.113.1:3333", 64510, "NL")
+    assert report["by_org"][0]["org"] == "Example University"
+    assert report["by_region"][0] == {"region": None, "suspect_ips": 2}
