@@ -178,6 +178,11 @@ class Pipeline:
         ):
             self.interesting.add((*flow.orig, *flow.resp))
 
+    def adopt_names(self, names: HostNames) -> None:
+        """Name pools with what an earlier pass learned from DNS (filtered replay)."""
+        self.names = names
+        self.records.names = names
+
     def finish(self, clock: float | None = None) -> None:
         """End of input: end every flow, then close the sinks.
 

@@ -20,7 +20,7 @@ MAX_CACHED_OWNERS = 100_000
 
 class RecordBuilder:
     def __init__(self, ctx: DetectContext, names: HostNames, attributor: Attributor) -> None:
-        self._ctx, self._names, self._attributor = ctx, names, attributor
+        self._ctx, self.names, self._attributor = ctx, names, attributor
         self._owners: dict[str, Attribution] = {}
         # The pool host each reported flow's mining event named (popped when the
         # flow ends): its flow event names the same pool, even if another flow
@@ -37,8 +37,8 @@ class RecordBuilder:
         if finding.host and not _is_address(finding.host):
             # The protocol named the pool (SNI, Host, subscribe): later flows to
             # the same address are named after it too.
-            self._names.remember(pool_ip, finding.host)
-        return finding.host or self._names.get(pool_ip)
+            self.names.remember(pool_ip, finding.host)
+        return finding.host or self.names.get(pool_ip)
 
     def _record(self, flow: Flow, finding: Finding, ts: float, host: str | None) -> MiningRecord:
         miner_ip, miner_port = flow.endpoint(finding.miner_side)

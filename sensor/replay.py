@@ -4,10 +4,13 @@ With libpcap, replay makes two filtered passes so that only packets that can
 matter reach Python (see `capture.prefilter`):
 
 1. scan: the candidate filter; a sink-less pipeline reads segment starts and
-   notes the flows worth a full look (any finding, node traffic, or a
-   detector still undecided) and the addresses DNS gave for pool host names;
+   DNS answers, and notes the flows worth a full look (any finding, node
+   traffic, or a detector still undecided) and the addresses DNS gave for
+   pool host names;
 2. full: a filter for exactly those flows and hosts; the real pipeline
-   reassembles and detects them and writes every record.
+   reassembles and detects them and writes every record, naming pools with
+   the names pass 1 learned (so a name is known even when its DNS answer came
+   after the flow started).
 
 Meanwhile a thread counts every packet and byte in C (libpcap releases the
 GIL), for the totals. Without libpcap one pure-Python pass reads everything;
@@ -114,6 +117,7 @@ class Replay:
             return ends in wanted or ends[0] in hosts or ends[2] in hosts
 
         pipeline = self.factory(self.settings, True, admit)
+        pipeline.adopt_names(scan.names)
         pass2 = f"{len(flows)} flows, {len(pool_ips)} pool addresses"
         for path in self.progress.files(self.files, "pass 2/2"):
             linktype = self.reader.linktype(path)

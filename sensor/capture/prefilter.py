@@ -158,7 +158,10 @@ def flow_filter(
     servers: Iterable[tuple[str, int]] = (),
     hosts: Iterable[str] = (),
 ) -> str:
-    """Pass 2: every packet of the given flows, servers (ip, port) and hosts; DNS; tunnels."""
+    """Pass 2: every packet of the given flows, servers (ip, port) and hosts; tunnels.
+
+    DNS is not read again: pass 2 takes over the names pass 1 learned.
+    """
     # Qualified primitives (`ip host`, `tcp port`) keep the program and libpcap's
     # optimiser small: a bare `host` also tests ARP and RARP, a bare `port` UDP and SCTP.
     terms = [
@@ -167,7 +170,7 @@ def flow_filter(
     ]
     terms += [f"({_ip(ip)} host {ip} and tcp port {port})" for ip, port in servers]
     terms += [f"{_ip(ip)} host {ip}" for ip in hosts]
-    inner = f"udp port 53 or {_TUNNELS} or {_OPAQUE_IP}"
+    inner = f"{_TUNNELS} or {_OPAQUE_IP}"
     if terms:
         inner = f"{' or '.join(terms)} or {inner}"
     return _with_encapsulation(inner, linktype)
