@@ -15,7 +15,7 @@ from sensor.detect.base import BinaryChunk, Detector, DetectorFactory, Message
 from sensor.detect.cryptonote import CryptoNoteDetector
 from sensor.detect.ethereum_stratum import EthereumStratumDetector
 from sensor.detect.ethproxy import EthProxyDetector
-from sensor.detect.framing import BinaryFramer, Framer, StreamReader, Sv2Framer
+from sensor.detect.framing import BinaryFramer, Framer, HttpFramer, StreamReader, Sv2Framer
 from sensor.detect.getwork import GetworkDetector
 from sensor.detect.grin import GrinDetector
 from sensor.detect.node import identify_node
@@ -118,16 +118,21 @@ class FlowInspector:
 
     def _new_detectors(self, framer: Framer) -> list[Detector]:
         """Detectors for the kind of stream just seen, once per kind per flow."""
+        # Only the detectors that can read this kind of stream: most flows are
+        # ordinary TLS, and building detectors is most of what they cost here.
         have = {d.dialect for d in self._detectors}
-        if isinstance(framer, BinaryFramer | Sv2Framer):
+        extra: list[Detector] = []
+        if isinstance(framer, Sv2Framer):
             table = BINARY_DETECTORS
-            extra: list[Detector] = []
+        elif isinstance(framer, BinaryFramer):
+            table = {}
             if "tls" not in have:
-                extra.append(
-                    TlsPoolDetector(self._ctx.pools, self._ctx.rules.coins, self._server_port)
-                )
+                pools, coins = self._ctx.pools, self._ctx.rules.coins
+                extra.append(TlsPoolDetector(pools, coins, self._server_port))
+        elif isinstance(framer, HttpFramer):
+            table = HTTP_DETECTORS
         else:
-            table, extra = ({**JSON_DETECTORS, **HTTP_DETECTORS}), []
+            table = JSON_DETECTORS
         fresh = {k: v for k, v in table.items() if k not in have}
         return self._ctx.build(fresh) + extra
 

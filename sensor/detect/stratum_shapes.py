@@ -8,7 +8,6 @@ collects these shapes and both detectors decide from `ethash_verdict`.
 
 from __future__ import annotations
 
-from enum import IntFlag
 from typing import Any
 
 # difficulty = BDIFF1_TARGET / target, where BDIFF1_TARGET is Bitcoin's difficulty-1 target
@@ -19,8 +18,12 @@ _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _KADENA_HEADER_HEX = 572  # a chainweb work header is 286 bytes
 
 
-class Shape(IntFlag):
-    """Protocol shapes that tell the stratum families (and some coins) apart."""
+class Shape:
+    """Protocol shapes that tell the stratum families (and some coins) apart.
+
+    Plain int bit flags: `enum.IntFlag` arithmetic costs about a microsecond
+    an operation, and shapes are combined for every stratum message.
+    """
 
     ES_SUBSCRIBE = 1 << 0  # subscribe params[1] = "EthereumStratum/x"
     ES_SUBMIT = 1 << 1  # submit [worker, job, minernonce] with a 5..7 byte bare-hex nonce
@@ -47,12 +50,13 @@ class Shape(IntFlag):
 STRONG_ETHASH = Shape.ES_RESULT | Shape.ETHASH_NOTIFY
 WEAK_ETHASH = Shape.ES_SUBSCRIBE | Shape.ES_SUBMIT | Shape.ETH_WALLET
 WEAK_OTHER = Shape.EXTRANONCE_SIZE
-STRONG_OTHER = Shape(sum(Shape)) & ~(STRONG_ETHASH | WEAK_ETHASH | WEAK_OTHER)
-NO_SHAPE = Shape(0)
-NOTIFY_SHAPES = Shape(sum(s for s in Shape if s.name and s.name.endswith("_NOTIFY")))
+_ALL = {name: bit for name, bit in vars(Shape).items() if name.isupper()}
+STRONG_OTHER = sum(_ALL.values()) & ~(STRONG_ETHASH | WEAK_ETHASH | WEAK_OTHER)
+NO_SHAPE = 0
+NOTIFY_SHAPES = sum(bit for name, bit in _ALL.items() if name.endswith("_NOTIFY"))
 
 
-def ethash_verdict(shapes: Shape) -> bool | None:
+def ethash_verdict(shapes: int) -> bool | None:
     """True: Ethash EthereumStratum; False: another stratum family; None: no family shape."""
     if shapes & STRONG_OTHER:
         return False
@@ -104,7 +108,7 @@ def host_of(value: Any) -> str | None:
     return value.lower()
 
 
-def notify_shape(params: list[Any]) -> Shape:
+def notify_shape(params: list[Any]) -> int:
     n = len(params)
     if n in (3, 4) and _is_hash(params[1]) and _is_hash(params[2]):
         return Shape.ETHASH_NOTIFY if n == 3 or isinstance(params[3], bool) else NO_SHAPE
@@ -130,7 +134,7 @@ def notify_shape(params: list[Any]) -> Shape:
     return NO_SHAPE
 
 
-def subscribe_shape(params: list[Any]) -> Shape:
+def subscribe_shape(params: list[Any]) -> int:
     if len(params) >= 2 and _es_version(params[1]):
         return Shape.ES_SUBSCRIBE
     if len(params) >= 4 and host_of(params[2]):
@@ -138,7 +142,7 @@ def subscribe_shape(params: list[Any]) -> Shape:
     return NO_SHAPE
 
 
-def submit_shape(params: list[Any]) -> Shape:
+def submit_shape(params: list[Any]) -> int:
     # EthereumStratum sends only the miner's part of the nonce: 8 bytes minus a 1..3 byte
     # extranonce, as bare hex; Kaspa sends a full 0x-prefixed nonce, Bitcoin 5+ params.
     if len(params) == 3 and isinstance(params[2], str) and 10 <= len(params[2]) <= 14:
@@ -146,7 +150,7 @@ def submit_shape(params: list[Any]) -> Shape:
     return NO_SHAPE
 
 
-def result_shape(result: Any) -> Shape:
+def result_shape(result: Any) -> int:
     """Shapes of a pool's answer to mining.subscribe."""
     if not isinstance(result, list) or len(result) < 2:
         return NO_SHAPE

@@ -110,7 +110,7 @@ class StratumSession:
     ledger: RpcLedger = field(default_factory=RpcLedger)
     miner_side: Side | None = None
     evidence: list[str] = field(default_factory=list)
-    shapes: Shape = NO_SHAPE
+    shapes: int = NO_SHAPE
     pool_spoke: bool = False
     declined: bool = False
     login: str | None = None
@@ -165,7 +165,7 @@ class StratumSession:
         elif not self.evidence:
             self.declined = True  # a method no stratum speaks: some other JSON-RPC service
 
-    def _request_shape(self, method: str, params: Any) -> Shape:
+    def _request_shape(self, method: str, params: Any) -> int:
         if method == "mining.notify":
             return notify_shape(params) if isinstance(params, list) else Shape.OTHER_NOTIFY
         if method == "mining.set_target":
@@ -184,7 +184,7 @@ class StratumSession:
             return Shape.EXTRANONCE_SIZE
         return NO_SHAPE
 
-    def _wallet_shape(self, login: str) -> Shape:
+    def _wallet_shape(self, login: str) -> int:
         login = login[:_MAX_TEXT]
         if login == self._last_probe:  # submits repeat the login: skip the regexes
             return NO_SHAPE
@@ -293,7 +293,7 @@ class StratumSession:
         )
 
 
-def _looks_zcash(shapes: Shape, login: str | None) -> bool:
+def _looks_zcash(shapes: int, login: str | None) -> bool:
     if shapes & Shape.ZCASH_NOTIFY:
         return True
     if shapes & NOTIFY_SHAPES:  # a notify of another shape says otherwise
