@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from sensor.detect.base import JsonMessage, Message, is_response, method_of, split_login
+from sensor.detect.dialect_base import JsonDialect
 from sensor.detect.grin import GRIN_ONLY_KEYS, GRIN_ONLY_METHODS, grin_login_hint
-from sensor.detect.jsonrpc import RpcLedger
 from sensor.model import Confidence, Finding, Side
 from sensor.rules.model import CoinHints, DialectRule
 
@@ -117,27 +117,17 @@ def _job_in(result: Any) -> dict[str, Any] | None:
     return job if _is_job(job) else None
 
 
-class CryptoNoteDetector:
+class CryptoNoteDetector(JsonDialect):
     """Detects the CryptoNote stratum dialect in one flow."""
 
     dialect: ClassVar[str] = "cryptonote"
 
     def __init__(self, rule: DialectRule, coins: CoinHints) -> None:
-        self._rule = rule
-        self._coins = coins
+        super().__init__(rule, coins)
         self._vocab = rule.client_methods | rule.server_methods
-        self._ledger = RpcLedger()
-        self._draft = Finding(self.dialect, Confidence.SUSPECTED, Side.ORIG, rule.id)
-        self._declined = False
-        self._miner: Side | None = None
         self._strong = False  # a job or share: not just a login Grin could share
-        self._answered = False  # the pool answered in protocol
         self._job_algo: str | None = None  # what the pool says the job is
         self._login_algo: str | None = None  # what the miner offered, if only one
-
-    @property
-    def declined(self) -> bool:
-        return self._declined
 
     def feed(self, msg: Message) -> None:
         if self._declined:
@@ -255,22 +245,6 @@ class CryptoNoteDetector:
             self._answered = True
 
     # -- helpers ---------------------------------------------------------------------
-
-    def _claim(self, miner: Side) -> bool:
-        """Fix the miner's side on first CryptoNote evidence; False if it contradicts it."""
-        if self._miner is None:
-            self._miner = miner
-        return self._miner == miner
-
-    def _contrary(self) -> None:
-        # Before the pool confirmed, anything off-dialect means this is not CryptoNote;
-        # afterwards it is tolerated as an extension or noise.
-        if not (self._answered or self._draft.shares):
-            self._declined = True
-
-    def _note(self, method: str) -> None:
-        if method not in self._draft.evidence:
-            self._draft.evidence.append(method)
 
     def _coin_algorithm(self) -> tuple[str | None, str | None]:
         algorithm = self._job_algo or self._login_algo

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from sensor.detect.base import JsonMessage, Message, is_response, method_of, split_login
-from sensor.detect.jsonrpc import RpcLedger
+from sensor.detect.dialect_base import JsonDialect
 from sensor.model import Confidence, Finding, Side
 from sensor.rules.model import CoinHints, DialectRule
 
@@ -82,23 +82,13 @@ def _is_submit(params: Any) -> bool:
     )
 
 
-class EthProxyDetector:
+class EthProxyDetector(JsonDialect):
     """Detects the EthProxy (Claymore) dialect in one flow."""
 
     dialect: ClassVar[str] = "ethproxy"
 
     def __init__(self, rule: DialectRule, coins: CoinHints) -> None:
-        self._rule = rule
-        self._coins = coins
-        self._ledger = RpcLedger()
-        self._draft = Finding(self.dialect, Confidence.SUSPECTED, Side.ORIG, rule.id)
-        self._declined = False
-        self._miner: Side | None = None
-        self._answered = False  # the pool answered in protocol
-
-    @property
-    def declined(self) -> bool:
-        return self._declined
+        super().__init__(rule, coins)
 
     def feed(self, msg: Message) -> None:
         if self._declined:
@@ -199,19 +189,3 @@ class EthProxyDetector:
             self._draft.difficulty = difficulty
 
     # -- helpers ---------------------------------------------------------------------
-
-    def _claim(self, miner: Side) -> bool:
-        """Fix the miner's side on first EthProxy evidence; False if it contradicts it."""
-        if self._miner is None:
-            self._miner = miner
-        return self._miner == miner
-
-    def _contrary(self) -> None:
-        # Before the pool confirmed, any other call means a node API or some other
-        # JSON protocol; afterwards it is tolerated as a pool extension or noise.
-        if not (self._answered or self._draft.shares):
-            self._declined = True
-
-    def _note(self, method: str) -> None:
-        if method not in self._draft.evidence:
-            self._draft.evidence.append(method)

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from sensor.detect.base import JsonMessage, Message, method_of, split_login
-from sensor.detect.jsonrpc import RpcLedger
+from sensor.detect.dialect_base import JsonDialect
 from sensor.model import Confidence, Finding, Side
 from sensor.rules.model import CoinHints, DialectRule
 
@@ -92,27 +92,17 @@ def _algorithm(edge_bits: int | None, default: str | None) -> str | None:
     return default
 
 
-class GrinDetector:
+class GrinDetector(JsonDialect):
     """Detects the Grin stratum dialect in one flow."""
 
     dialect: ClassVar[str] = "grin"
 
     def __init__(self, rule: DialectRule, coins: CoinHints) -> None:
-        self._rule = rule
-        self._coins = coins
+        super().__init__(rule, coins)
         self._vocab = rule.client_methods | rule.server_methods
-        self._ledger = RpcLedger()
-        self._draft = Finding(self.dialect, Confidence.SUSPECTED, Side.ORIG, rule.id)
-        self._declined = False
-        self._miner: Side | None = None
         self._login_seen = False  # a Grin-shaped login (ambiguous with CryptoNote alone)
         self._strong = False  # a job, job template or share: Grin beyond doubt
-        self._answered = False  # the pool answered in protocol
         self._edge_bits: int | None = None
-
-    @property
-    def declined(self) -> bool:
-        return self._declined
 
     def feed(self, msg: Message) -> None:
         if self._declined:
@@ -230,22 +220,6 @@ class GrinDetector:
             self._answered = True
 
     # -- helpers ---------------------------------------------------------------------
-
-    def _claim(self, miner: Side) -> bool:
-        """Fix the miner's side on first Grin evidence; False if it contradicts it."""
-        if self._miner is None:
-            self._miner = miner
-        return self._miner == miner
-
-    def _contrary(self) -> None:
-        # Before the pool confirmed, anything off-dialect means this is not Grin;
-        # afterwards it is tolerated as an extension or noise.
-        if not (self._answered or self._draft.shares):
-            self._declined = True
-
-    def _note(self, method: str) -> None:
-        if method not in self._draft.evidence:
-            self._draft.evidence.append(method)
 
     def _set_difficulty(self, value: Any) -> None:
         if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:

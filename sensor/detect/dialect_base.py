@@ -1,0 +1,49 @@
+"""Bookkeeping shared by the JSON-RPC dialect detectors (EthProxy, CryptoNote, Grin).
+
+Each detector fills a draft `Finding`, fixes the miner's side on its first
+evidence, and declines on off-dialect messages until the pool has confirmed;
+only what the dialects parse differs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from sensor.detect.jsonrpc import RpcLedger
+from sensor.model import Confidence, Finding, Side
+from sensor.rules.model import CoinHints, DialectRule
+
+
+class JsonDialect:
+    """The state and helpers every JSON-RPC dialect detector has."""
+
+    dialect: ClassVar[str]
+
+    def __init__(self, rule: DialectRule, coins: CoinHints) -> None:
+        self._rule = rule
+        self._coins = coins
+        self._ledger = RpcLedger()
+        self._draft = Finding(self.dialect, Confidence.SUSPECTED, Side.ORIG, rule.id)
+        self._declined = False
+        self._miner: Side | None = None
+        self._answered = False  # the pool answered in protocol
+
+    @property
+    def declined(self) -> bool:
+        return self._declined
+
+    def _claim(self, miner: Side) -> bool:
+        """Fix the miner's side on first evidence; False if it contradicts it."""
+        if self._miner is None:
+            self._miner = miner
+        return self._miner == miner
+
+    def _contrary(self) -> None:
+        # Before the pool confirmed, anything off-dialect means this is another
+        # protocol; afterwards it is tolerated as a pool extension or noise.
+        if not (self._answered or self._draft.shares):
+            self._declined = True
+
+    def _note(self, method: str) -> None:
+        if method not in self._draft.evidence:
+            self._draft.evidence.append(method)
