@@ -187,5 +187,3 @@ class EthProxyDetector(JsonDialect):
         difficulty = target_difficulty(target)
         if difficulty is not None:
             self._draft.difficulty = difficulty
-
-    # -- helpers ---------------------------------------------------------------------
