@@ -82,6 +82,9 @@ def _is_submit(params: Any) -> bool:
     )
 
 
+ETHASH_FAMILY = frozenset({"ethash", "etchash", "ubqhash", "progpow"})
+
+
 class EthProxyDetector(JsonDialect):
     """Detects the EthProxy (Claymore) dialect in one flow."""
 
@@ -111,6 +114,8 @@ class EthProxyDetector(JsonDialect):
         draft = self._draft
         confirmed = self._answered or draft.shares > 0
         hint = self._coins.for_wallet(draft.login)
+        if hint is not None and hint.algorithm not in ETHASH_FAMILY:
+            hint = None  # NiceHash pays Ethash work to a BTC address: the wallet names no coin
         return replace(
             draft,
             confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,

@@ -73,8 +73,12 @@ def _well_formed(method: str, params: Any, obj: dict[str, Any]) -> bool:
         if method == "mining.notify" or method in _EXTRANONCE_METHODS:
             return bool(params)
         return True
-    if isinstance(params, dict):  # Alephium submits an object
-        return method == "mining.submit" and "nonce" in params
+    if isinstance(params, dict):
+        if method == "mining.hello":  # EthereumStratum/2.0.0
+            return isinstance(params.get("proto"), str) and "Stratum" in params["proto"]
+        if method == "mining.set":
+            return bool(params)
+        return method == "mining.submit" and "nonce" in params  # Alephium submits an object
     return params is None and method in _BODY_METHODS and isinstance(obj.get("body"), dict)
 
 
@@ -209,14 +213,23 @@ class StratumSession:
         if not self._claim_side(side):
             return
         self._saw(method)
-        if method == "mining.subscribe":
-            self._subscribe(params, obj)
+        if method == "mining.hello" and isinstance(params, dict):
+            # EthereumStratum/2.0.0 opens with who is calling and which pool it wants.
+            self.agent = _text(params.get("agent")) or self.agent
+            self.host = host_of(params.get("host")) or self.host
+        elif method == "mining.subscribe":
+            if not self._hello_seen():
+                self._subscribe(params, obj)
         elif method == "mining.authorize" and isinstance(params, list):
             self.login = _text(params[0]) or self.login
         elif method in self.rule.share_methods:
             self.shares += 1
             if self.login is None and isinstance(params, list):
                 self.login = _text(params[0])  # mid-session: the worker name submits carry
+
+    def _hello_seen(self) -> bool:
+        # After mining.hello, subscribe carries a session id, not the agent.
+        return "mining.hello" in self.evidence
 
     def _subscribe(self, params: Any, obj: dict[str, Any]) -> None:
         if isinstance(params, list):

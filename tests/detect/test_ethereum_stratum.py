@@ -384,3 +384,47 @@ def test_error_without_result_counts_as_rejected(run):
     finding = run(session).finding()
     assert finding is not None
     assert (finding.shares_accepted, finding.shares_rejected) == (0, 1)
+
+
+# EthereumStratum/2.0.0 (ethminer's "stratum2"): hello, subscribe with a session id,
+# authorize, mining.set for epoch/target/extranonce, then notify and submit.
+ETH_WALLET_ES2 = "0x254e7c13a6ea3b7b903928f68c352f25db23e1d6"
+ES2_SESSION = [
+    (
+        "M",
+        {
+            "id": 0,
+            "method": "mining.hello",
+            "params": {
+                "agent": "ethminer-0.19.0",
+                "host": "eu1.pool.example",
+                "port": "4444",
+                "proto": "EthereumStratum/2.0.0",
+            },
+        },
+    ),
+    ("P", {"id": 0, "result": {"proto": "EthereumStratum/2.0.0", "encoding": "plain"}}),
+    ("M", {"id": 1, "method": "mining.subscribe", "params": ["s-12345"]}),
+    ("P", {"id": 1, "result": "s-12345"}),
+    ("M", {"id": 2, "method": "mining.authorize", "params": [f"{ETH_WALLET_ES2}.rig1", "x"]}),
+    ("P", {"id": 2, "result": ETH_WALLET_ES2}),
+    ("P", {"method": "mining.set", "params": {"epoch": "dc", "algo": "ethash", "target": "0112"}}),
+    ("P", {"method": "mining.notify", "params": ["bf0488aa", "6a909d9bbc0f", "0x" + "ab" * 32]}),
+    ("M", {"id": 40, "method": "mining.submit", "params": ["bf0488aa", "6a909d9bbc0f", "2b2c"]}),
+]
+
+
+def test_ethereum_stratum_2_session(run):
+    finding = run(ES2_SESSION).finding()
+    assert finding is not None and finding.dialect == "ethereum-stratum"
+    assert finding.confidence == Confidence.CONFIRMED and finding.miner_side is Side.ORIG
+    assert finding.agent == "ethminer-0.19.0"  # from hello, not the subscribe session id
+    assert finding.host == "eu1.pool.example"
+    assert (finding.wallet, finding.worker, finding.coin) == (ETH_WALLET_ES2, "rig1", "eth")
+    assert finding.shares == 1
+    assert run(ES2_SESSION, StratumV1Detector).finding() is None
+
+
+def test_hello_of_another_protocol_is_not_evidence(run):
+    hello = {"id": 0, "method": "mining.hello", "params": {"proto": "chat/1.0"}}
+    assert run([("M", hello)]).finding() is None

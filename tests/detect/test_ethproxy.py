@@ -260,3 +260,17 @@ def test_real_claymore_capture(dialect_rules, coins):
     # target 0x0112e0be... (58 hex digits): about 4 GH per share, a usual ETH pool difficulty
     assert f.difficulty is not None and 3.9e9 < f.difficulty < 4.1e9
     assert wallets["0xc1c427cD8E6B7Ee3b5F30c2e1D3f3c5536EC16f5"].worker == "eth1.0"
+
+
+def test_nicehash_btc_payout_address_keeps_the_ethash_coin(detector):
+    # NiceHash takes Ethash work from a BTC payout address: the wallet names no coin mined.
+    feed(
+        detector,
+        Side.ORIG,
+        {"id": 1, "method": "eth_submitLogin", "params": ["3J7Gx1V3HvJ2oxCvAJ3rYSvfuiiXBoiJCf.w1"]},
+    )
+    feed(detector, Side.RESP, {"id": 1, "jsonrpc": "2.0", "result": True})
+    finding = detector.finding()
+    assert finding is not None and finding.confirmed
+    assert (finding.coin, finding.algorithm) == ("eth", "ethash")
+    assert finding.wallet == "3J7Gx1V3HvJ2oxCvAJ3rYSvfuiiXBoiJCf"
