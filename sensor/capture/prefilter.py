@@ -29,6 +29,8 @@ PAYLOAD_STARTS: tuple[tuple[tuple[int, int, int], ...], ...] = (
     # responses and later segments are read in pass 2 for the flows chosen here.
     ((0, 4, 0x504F5354),),  # 'POST'
     ((0, 4, 0x434F4E4E),),  # 'CONN'ECT
+    ((0, 4, 0x47455420), (4, 2, 0x2F4C)),  # 'GET /L': getwork long polling (/LP, /LongPoll)
+    ((0, 4, 0x47455420), (4, 2, 0x2F6C)),  # 'GET /l'  (/lp, /longpoll)
     ((0, 2, 0x1603), (5, 1, 0x01)),  # TLS handshake record carrying a ClientHello
     ((0, 2, 0x0000), (2, 1, 0x00)),  # Stratum V2 frame: extension 0, SetupConnection
     ((0, 4, 0xF9BEB4D9),),  # Bitcoin mainnet P2P magic

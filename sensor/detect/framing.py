@@ -8,6 +8,7 @@ that grows past its limit is dropped, never buffered without end.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -38,6 +39,24 @@ def parse_json(data: bytes) -> Any:
         return None
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _concatenated(line: bytes) -> list[Any]:
+    """The JSON objects of a line that holds several back to back (`{...}{...}`)."""
+    text, pos = line.decode("utf-8", "replace"), 0
+    objects: list[Any] = []
+    while pos < len(text) and len(objects) < 64:
+        try:
+            obj, pos = _DECODER.raw_decode(text, pos)
+        except ValueError:
+            break
+        objects.append(obj)
+        while pos < len(text) and text[pos] in " \t\r":
+            pos += 1
+    return objects
+
+
 class JsonLineFramer:
     """Newline-delimited JSON; a partial first line (mid-session) is skipped."""
 
@@ -65,10 +84,12 @@ class JsonLineFramer:
             if not line:
                 continue
             obj = parse_json(line) if line[:1] in (b"{", b"[") else None
-            if obj is None:
+            if obj is not None:
+                out.append(JsonMessage(self._side, ts, obj))
+            elif b"}{" in line:  # objects run together without newlines (some old pools)
+                out.extend(JsonMessage(self._side, ts, o) for o in _concatenated(line))
+            else:
                 self.bad_lines += 1
-                continue
-            out.append(JsonMessage(self._side, ts, obj))
         return out
 
 

@@ -284,3 +284,11 @@ def test_flow_filter_without_flows_keeps_tunnels_only(tmp_path: Path) -> None:
     keep = [*tunnels()]
     drop = [*handshake_and_fin(V4, 49001), ntp(V4, 49002), dns(V4, 49000)]
     assert passing(tmp_path, keep + drop, flow_filter) == frames(keep)
+
+
+def test_long_polling_gets_are_candidates_and_other_gets_are_not(tmp_path: Path) -> None:
+    lp = segment(V4, 46000, b"GET /LP HTTP/1.1\r\nX-Mining-Extensions: longpoll\r\n\r\n")
+    lp_lower = segment(V4, 46001, b"GET /longpoll HTTP/1.1\r\n\r\n")
+    page = segment(V4, 46002, b"GET /index.html HTTP/1.1\r\n\r\n")
+    got = passing(tmp_path, [lp, lp_lower, page], candidate_filter)
+    assert got == frames([lp, lp_lower])

@@ -369,3 +369,11 @@ def test_binary_framer_caps_the_record() -> None:
     assert framer.feed(1.0, header + b"\x00" * 8000) == []
     (chunk,) = framer.feed(2.0, b"\x00" * 20000)
     assert isinstance(chunk, BinaryChunk) and len(chunk.data) == TLS_RECORD_MAX
+
+
+def test_objects_run_together_on_one_line_are_all_read() -> None:
+    framer = JsonLineFramer(Side.RESP)
+    line = b'{"id":1,"result":true} {"method":"mining.notify","params":[]}{"id":2}\n'
+    objs = [m.obj for m in framer.feed(1.0, line) if isinstance(m, JsonMessage)]
+    assert objs == [{"id": 1, "result": True}, {"method": "mining.notify", "params": []}, {"id": 2}]
+    assert framer.bad_lines == 0
