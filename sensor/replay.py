@@ -24,10 +24,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sensor.capture.errors import CaptureError
 from sensor.capture.pcapfile import time_span
 from sensor.capture.prefilter import flow_program, scan_program
 from sensor.capture.progress import Progress
 from sensor.capture.replay import FileReader, InputErrors, expand
+from sensor.decode import Decoder
 from sensor.pipeline import Endpoints, Pipeline, PipelineSettings
 
 PipelineFactory = Callable[[PipelineSettings, bool, Callable[[Endpoints], bool] | None], Pipeline]
@@ -58,10 +60,21 @@ class Replay:
         progress: Progress | None = None,
     ) -> None:
         self.errors = InputErrors()
-        self.files = expand(paths, self.errors)
         self.reader = FileReader(self.errors, use_libpcap=prefilter)
+        self.files = self._supported(expand(paths, self.errors))
         self.factory, self.settings = factory, settings
         self.progress = progress or Progress(enabled=False)
+
+    def _supported(self, files: list[Path]) -> list[Path]:
+        """Files whose link type the decoder reads; the others are input errors."""
+        decoder, kept = Decoder(), []
+        for path in files:
+            linktype = self.reader.linktype(path)
+            if linktype is not None and not decoder.supports(linktype):
+                self.errors.add(CaptureError(path.name, f"unsupported link type {linktype}"))
+            else:
+                kept.append(path)  # unreadable files are reported when read
+        return kept
 
     def run(self) -> ReplayOutcome:
         if self.reader.use_libpcap:

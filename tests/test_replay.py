@@ -238,3 +238,18 @@ def test_bad_inputs_are_named_and_the_good_file_is_read(tmp_path, prefilter):
     found = {(e["pcap_filename"], e["mining"]["dialect"]) for e in events if "mining" in e}
     assert ("corrupt.pcapng", "stratum-v1") in found
     assert ("truncated.pcap", "cryptonote") in found
+
+
+def test_unsupported_link_type_is_an_input_error_and_the_rest_is_read(tmp_path: Path) -> None:
+    import struct
+
+    from sensor.cli import main
+
+    wifi = tmp_path / "wifi.pcap"  # LINKTYPE_IEEE802_11_RADIOTAP (127): not decoded
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127)
+    wifi.write_bytes(header + struct.pack("<IIII", 1, 0, 10, 10) + b"\x00" * 10)
+    sample = Path(__file__).resolve().parents[1] / "samples" / "minewatch-sample.pcapng"
+    events = tmp_path / "events.jsonl"
+    assert main(["replay", str(wifi), str(sample), "--events", str(events)]) == 2
+    mining = [line for line in events.read_text().splitlines() if '"event_type":"mining"' in line]
+    assert len(mining) == 6  # the sample's six mining flows are all still found

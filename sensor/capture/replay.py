@@ -73,10 +73,20 @@ class FileReader:
         self.use_libpcap = use_libpcap and libpcap_available()
 
     def linktype(self, path: Path) -> int | None:
+        """The file's link type (libpcap's DLT value), or None if it cannot be opened."""
+        if not self.use_libpcap:
+            return self._first_linktype(path)
         try:
             with libpcap.PcapFile(path) as pcap:
                 return pcap.linktype
         except CaptureError:
+            return None
+
+    @staticmethod
+    def _first_linktype(path: Path) -> int | None:
+        try:
+            return next(iter(read_frames(path))).linktype
+        except (CaptureError, StopIteration):
             return None
 
     def frames(

@@ -43,6 +43,7 @@ class LayerBase:
     """Counters, dispatch tables and helpers that every layer mixin uses."""
 
     errors: Counter[str]
+    errors_by_source: Counter[str]  # how many frames of each file or interface were broken
     skipped: Counter[str]
     max_depth: int
     _frame: Frame
@@ -54,6 +55,7 @@ class LayerBase:
 
     def _init_state(self, max_depth: int) -> None:
         self.errors = Counter()
+        self.errors_by_source = Counter()
         self.skipped = Counter()
         self.max_depth = max_depth
         self._frame = _NO_FRAME
@@ -64,6 +66,7 @@ class LayerBase:
     def _fail(self, reason: str) -> Packet | None:
         """Count a frame that is broken or unsupported."""
         self.errors[reason] += 1
+        self.errors_by_source[self._frame.source] += 1
         return None
 
     def _skip(self, reason: str) -> Packet | None:

@@ -53,10 +53,10 @@ class Decoder(LinkLayers, IpLayers, TransportLayers, TunnelLayers):
 
     def decode(self, frame: Frame) -> Packet | None:
         """The TCP/UDP packet inside `frame`, or None (counted in errors/skipped)."""
+        self._frame = frame
         layer = self._by_linktype.get(frame.linktype)
         if layer is None:
             return self._fail("unsupported_linktype")
-        self._frame = frame
         data = frame.data
         try:
             return layer(data, 0, len(data), 0)

@@ -46,6 +46,10 @@ def summary_text(
     errors = sum(health["decode_errors"].values())
     if errors:
         lines.append(f"decode errors: {errors} ({_top(health['decode_errors'])})")
+        by_file = outcome.pipeline.decoder.errors_by_source
+        lines.extend(
+            f"  {n} undecodable frame(s) in {source}" for source, n in by_file.most_common(5)
+        )
     for message in outcome.errors.messages:
         lines.append(f"input error: {message}")
     return "\n".join(lines)
