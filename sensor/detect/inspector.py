@@ -15,12 +15,13 @@ from sensor.detect.base import BinaryChunk, Detector, DetectorFactory, Message
 from sensor.detect.cryptonote import CryptoNoteDetector
 from sensor.detect.ethereum_stratum import EthereumStratumDetector
 from sensor.detect.ethproxy import EthProxyDetector
-from sensor.detect.framing import BinaryFramer, Framer, HttpFramer, StreamReader, Sv2Framer
+from sensor.detect.framing import BinaryFramer, Framer, HttpFramer, Sv2Framer
 from sensor.detect.getwork import GetworkDetector
 from sensor.detect.grin import GrinDetector
 from sensor.detect.node import identify_node
 from sensor.detect.stratum_v1 import StratumV1Detector
 from sensor.detect.stratum_v2 import StratumV2Detector
+from sensor.detect.streams import StreamReader
 from sensor.detect.tls_pool import TlsPoolDetector
 from sensor.model import Finding, Side
 from sensor.rules.model import RuleSet

@@ -24,10 +24,9 @@ from sensor.detect.framing import (
     Framer,
     HttpFramer,
     JsonLineFramer,
-    StreamReader,
-    framer_for,
     parse_json,
 )
+from sensor.detect.streams import StreamReader, framer_for
 from sensor.model import Side
 from tests.factory import client_hello
 from tests.sessions import SCRIPTS, http_request, http_response
