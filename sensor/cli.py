@@ -14,6 +14,7 @@ from sensor import __version__
 from sensor.attribute.errors import OwnershipError
 from sensor.commands import ownership, replay, rules, screen
 from sensor.rules.errors import RuleError
+from sensor.sinks.webconfig import WebConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OwnershipError as exc:
         print(f"minewatch: invalid ownership files:\n{exc}", file=sys.stderr)
+        return 2
+    except WebConfigError as exc:
+        print(f"minewatch: invalid web config: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,203 @@
+"""What the Prometheus exporter remembers: a sink fed the same records as the report.
+
+The collector (`metrics_collector`) turns a `StateView` of this into metric
+families at scrape time; nothing here knows about Prometheus.
+
+Label values are bounded: coin, org type, region, dialect, rule id, node
+protocol. Per-miner state is kept only where a metric needs it: last-seen
+times for the suspect window (pruned once older than the window) and, only
+when the top-N collector is on, egress bytes per miner.
+
+"Now" for the suspect window is, by default, the newest record time seen:
+capture time, so that replaying an old capture counts the miners active at
+its end rather than none. A live sensor passes a wall clock instead.
+
+Records arrive on the capture thread and scrapes on HTTP threads, so one lock
+guards the state. Records come once per mining flow, never per packet: the
+lock costs the packet path nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sensor.model import FlowRecord, MiningRecord, NodeRecord
+
+UNKNOWN = "unknown"
+DEFAULT_WINDOW = 900.0  # seconds: the contract's "recent window" of 15 minutes
+
+PoolKey = tuple[str, str, str]  # direction, coin, org_type
+SuspectKey = tuple[str, str, str]  # coin, org_type, region
+
+
+@dataclass(slots=True)
+class _Miner:
+    """One miner IP: where it is, and when each of its coins was last seen."""
+
+    org_type: str
+    region: str
+    seen: dict[str, float] = field(default_factory=dict)  # coin -> capture time
+
+
+@dataclass(slots=True)
+class _TopMiner:
+    org_type: str
+    egress: Counter[str] = field(default_factory=Counter)  # coin -> bytes
+
+
+@dataclass(slots=True)
+class TopRow:
+    ip: str
+    coin: str
+    org_type: str
+    bytes: int
+
+
+@dataclass(slots=True)
+class StateView:
+    """A consistent copy of the state, taken under the lock for one scrape."""
+
+    pool_bytes: dict[PoolKey, int]
+    suspects: dict[SuspectKey, int]
+    mining_flows: dict[tuple[str, str], int]  # dialect, coin
+    detections: dict[str, int]  # rule_id
+    node_flows: dict[str, int]  # protocol
+    top: list[TopRow]
+    top_omitted: int
+
+
+def _label(value: str | None) -> str:
+    return value or UNKNOWN
+
+
+class MetricsState:
+    """A sink: counts mining, flow-end and node records for the collector.
+
+    `window`: seconds a miner stays a suspect after it was last seen (an open
+    mining flow keeps it one). `top_ips`: how many miners the per-IP
+    collector shows (0: off, and no per-IP bytes are kept). `clock`: what
+    "now" is for the window (default: the newest record time, capture time).
+    """
+
+    def __init__(
+        self,
+        window: float = DEFAULT_WINDOW,
+        top_ips: int = 0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if window <= 0:
+            raise ValueError(f"window must be positive, not {window}")
+        if top_ips < 0:
+            raise ValueError(f"top_ips must be 0 (off) or more, not {top_ips}")
+        self.window, self.top_ips, self._clock = window, top_ips, clock
+        self.newest: float | None = None
+        self._lock = threading.Lock()
+        self._pool_bytes: Counter[PoolKey] = Counter()
+        self._mining_flows: Counter[tuple[str, str]] = Counter()
+        self._detections: Counter[str] = Counter()
+        self._node_flows: Counter[str] = Counter()
+        self._miners: dict[str, _Miner] = {}
+        self._open: dict[int, tuple[str, str]] = {}  # flow_id -> (miner ip, coin)
+        # Label sets once seen stay, at 0, so that graphs and alerts see a drop
+        # instead of a series that vanishes. Bounded like the labels themselves.
+        self._suspect_keys: set[SuspectKey] = set()
+        self._top: dict[str, _TopMiner] = {}
+
+    # -- the Sink protocol ----------------------------------------------------
+    def mining(self, rec: MiningRecord) -> None:
+        f = rec.finding
+        coin = _label(f.coin)
+        with self._lock:
+            self._mining_flows[(f.dialect, coin)] += 1
+            self._detections[f.rule_id] += 1
+            self._open[rec.flow_id] = (rec.miner_ip, coin)
+            self._seen(rec, coin, rec.ts)
+
+    def flow_end(self, rec: FlowRecord) -> None:
+        mining = rec.mining
+        coin, org_type = _label(mining.finding.coin), _label(mining.org.type)
+        with self._lock:
+            self._pool_bytes[("egress", coin, org_type)] += rec.bytes_toserver
+            self._pool_bytes[("ingress", coin, org_type)] += rec.bytes_toclient
+            self._open.pop(mining.flow_id, None)
+            self._seen(mining, coin, rec.end)
+            if self.top_ips:
+                top = self._top.get(mining.miner_ip)
+                if top is None:
+                    top = self._top[mining.miner_ip] = _TopMiner(org_type)
+                top.org_type = org_type
+                top.egress[coin] += rec.bytes_toserver
+
+    def node(self, rec: NodeRecord) -> None:
+        with self._lock:
+            self._node_flows[rec.protocol] += 1
+
+    def close(self) -> None:
+        pass
+
+    def _seen(self, rec: MiningRecord, coin: str, ts: float) -> None:
+        """Called with the lock held."""
+        miner = self._miners.get(rec.miner_ip)
+        org_type, region = _label(rec.org.type), _label(rec.org.region)
+        if miner is None:
+            miner = self._miners[rec.miner_ip] = _Miner(org_type, region)
+        # The newest attribution wins: ownership sources may be reloaded.
+        miner.org_type, miner.region = org_type, region
+        miner.seen[coin] = max(ts, miner.seen.get(coin, ts))
+        self._suspect_keys.add((coin, org_type, region))
+        if self.newest is None or ts > self.newest:
+            self.newest = ts
+
+    # -- scrape side ----------------------------------------------------------
+    def view(self) -> StateView:
+        """Copy what the collector needs, under the lock, with suspects counted now."""
+        with self._lock:
+            top, omitted = self._top_rows()
+            return StateView(
+                pool_bytes=dict(self._pool_bytes),
+                suspects=self._count_suspects(),
+                mining_flows=dict(self._mining_flows),
+                detections=dict(self._detections),
+                node_flows=dict(self._node_flows),
+                top=top,
+                top_omitted=omitted,
+            )
+
+    def _now(self) -> float | None:
+        return self._clock() if self._clock is not None else self.newest
+
+    def _count_suspects(self) -> dict[SuspectKey, int]:
+        counts = dict.fromkeys(self._suspect_keys, 0)
+        now = self._now()
+        if now is None:
+            return counts
+        since = now - self.window
+        active = {(ip, coin) for ip, coin in self._open.values()}
+        for ip in list(self._miners):
+            miner = self._miners[ip]
+            for coin, last in list(miner.seen.items()):
+                if last >= since or (ip, coin) in active:
+                    key = (coin, miner.org_type, miner.region)
+                    counts[key] = counts.get(key, 0) + 1
+                    self._suspect_keys.add(key)  # the miner's owner may have changed
+                else:
+                    del miner.seen[coin]  # out of the window for good, unless seen again
+            if not miner.seen:
+                del self._miners[ip]
+        return counts
+
+    def _top_rows(self) -> tuple[list[TopRow], int]:
+        if not self.top_ips:
+            return [], 0
+        totals = {ip: sum(m.egress.values()) for ip, m in self._top.items()}
+        chosen = heapq.nlargest(self.top_ips, totals, key=lambda ip: (totals[ip], ip))
+        rows = [
+            TopRow(ip, coin, self._top[ip].org_type, count)
+            for ip in chosen
+            for coin, count in sorted(self._top[ip].egress.items())
+        ]
+        return rows, len(totals) - len(chosen)
