@@ -128,6 +128,9 @@ class Pipeline:
         if data:
             inspector.data(side, pkt.ts, data)
             self._detected(flow, inspector, pkt.ts)
+            if not inspector.active:
+                inspector.release()
+                flow.streams = [None, None]
 
     def _detected(self, flow: Flow, inspector: FlowInspector, ts: float) -> None:
         finding = inspector.finding

@@ -62,6 +62,7 @@ def _read_pcap(data: Buffer, name: str) -> Iterator[Frame]:
     linktype = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF
     record = struct.Struct(order + "IIII")
     unpack, size, end, off = record.unpack_from, record.size, len(data), 24
+    release = _RELEASE_EVERY
     while off < end:
         if off + size > end:
             raise CaptureError(name, f"truncated record header at offset {off}")
@@ -71,6 +72,24 @@ def _read_pcap(data: Buffer, name: str) -> Iterator[Frame]:
             raise CaptureError(name, f"truncated packet at offset {off - size}")
         yield Frame(sec + frac * unit, linktype, data[off : off + caplen], wirelen, name)
         off += caplen
+        if off >= release:
+            release = _release(data, off)
+
+
+_RELEASE_EVERY = 64 << 20
+
+
+def _release(data: Buffer, off: int) -> int:
+    """Let the kernel drop the mapped pages already read; the next offset to do it at.
+
+    A mapped file's touched pages count in the process's resident size: without
+    this, reading a 1 GB capture shows 1 GB resident although nothing is kept.
+    """
+    if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        upto = off - off % mmap.PAGESIZE
+        if upto > 0:
+            data.madvise(mmap.MADV_DONTNEED, 0, upto)
+    return off + _RELEASE_EVERY
 
 
 class _PcapngState:
@@ -83,6 +102,7 @@ class _PcapngState:
 
 def _read_pcapng(data: Buffer, name: str) -> Iterator[Frame]:
     state, off, end = _PcapngState(), 0, len(data)
+    release = _RELEASE_EVERY
     while off < end:
         if off + 12 > end:
             raise CaptureError(name, f"truncated block header at offset {off}")
@@ -95,6 +115,8 @@ def _read_pcapng(data: Buffer, name: str) -> Iterator[Frame]:
         if frame is not None:
             yield frame
         off += blen
+        if off >= release:
+            release = _release(data, off)
 
 
 def _section_order(data: Buffer, off: int, name: str) -> str:

@@ -74,7 +74,7 @@ class DetectContext:
 class FlowInspector:
     """Reads one flow's streams and keeps the best current finding."""
 
-    __slots__ = ("_ctx", "_detectors", "_readers", "_server_port", "finding", "node")
+    __slots__ = ("_ctx", "_detectors", "_readers", "_released", "_server_port", "finding", "node")
 
     def __init__(self, ctx: DetectContext, server_port: int) -> None:
         self._ctx = ctx
@@ -83,15 +83,28 @@ class FlowInspector:
         self._detectors: list[Detector] = []
         self.finding: Finding | None = None
         self.node: str | None = None
+        self._released = False
 
     @property
     def active(self) -> bool:
         """Whether more stream bytes could still change the outcome."""
+        if self._released:
+            return False
         if self.finding is not None:
             return True
         if not all(reader is not None and reader.settled for reader in self._readers):
             return True
         return any(not d.declined for d in self._detectors)
+
+    def release(self) -> None:
+        """Drop framers and detectors once nothing can change (keeps `node`).
+
+        A flow the detectors all declined may live on for minutes; its HTTP or
+        line buffers should not (64 KiB each, for every ordinary web flow).
+        """
+        self._released = True
+        self._readers = [None, None]
+        self._detectors = []
 
     @property
     def undecided(self) -> bool:
