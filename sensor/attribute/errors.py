@@ -6,35 +6,17 @@ attributed: a sensor that starts has sources it can use for the whole run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from sensor.errors import InputProblem, InputProblems
 
 
-@dataclass(frozen=True, slots=True)
-class OwnershipProblem:
-    """One thing wrong with an input; `line` is 1-based, 0 when the whole file is meant."""
+class OwnershipProblem(InputProblem):
+    """One thing wrong with a registry or mmdb file."""
 
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        if self.line > 0:
-            return f"{self.path}:{self.line}: {self.message}"
-        return f"{self.path}: {self.message}"
+    __slots__ = ()
 
 
-class OwnershipError(Exception):
+class OwnershipError(InputProblems):
     """Raised with every problem found, so one run fixes them all."""
-
-    def __init__(self, problems: Iterable[OwnershipProblem]) -> None:
-        self.problems: list[OwnershipProblem] = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-    @property
-    def paths(self) -> list[str]:
-        """The files with problems, each once, in the order found."""
-        return list(dict.fromkeys(p.path for p in self.problems))
 
 
 class RegistryError(OwnershipError):

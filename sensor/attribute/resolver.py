@@ -27,6 +27,7 @@ from sensor.attribute.mmdb import MmdbSource
 from sensor.attribute.prefixes import IPNetwork, address_key
 from sensor.attribute.registry import REGISTRY_SUFFIXES, index_records, read_registry
 from sensor.attribute.vocabulary import UNKNOWN
+from sensor.errors import InputProblem
 from sensor.model import Attribution
 
 DEFAULT_CACHE_SIZE = 65_536
@@ -67,8 +68,8 @@ class OwnershipResolver:
             raise OwnershipError(problems)
         self._resolve_cached = lru_cache(maxsize=cache_size)(self._resolve)
 
-    def _load(self, locales: tuple[str, ...], verify: str) -> list[OwnershipProblem]:
-        problems: list[OwnershipProblem] = []
+    def _load(self, locales: tuple[str, ...], verify: str) -> list[InputProblem]:
+        problems: list[InputProblem] = []
         records = []
         for path in self.paths:
             suffix = Path(path).suffix.lower()

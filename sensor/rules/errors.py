@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from sensor.errors import InputProblem, InputProblems
 
 
-@dataclass(frozen=True, slots=True)
-class RuleProblem:
-    """One thing wrong with a rule file; `line` is 1-based, 0 when the whole file is meant."""
+class RuleProblem(InputProblem):
+    """One thing wrong with a rule file."""
 
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        if self.line > 0:
-            return f"{self.path}:{self.line}: {self.message}"
-        return f"{self.path}: {self.message}"
+    __slots__ = ()
 
 
-class RuleError(Exception):
+class RuleError(InputProblems):
     """Raised by the loader with every problem it found, so one run fixes them all."""
-
-    def __init__(self, problems: Iterable[RuleProblem]) -> None:
-        self.problems: list[RuleProblem] = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
