@@ -7,12 +7,13 @@ The only place that exits. Exit codes: 0 success, 1 runtime failure,
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from sensor import __version__
+from sensor import __version__, logs
 from sensor.attribute.errors import OwnershipError
-from sensor.commands import ownership, replay, rules, screen
+from sensor.capture.errors import CaptureError
+from sensor.commands import ownership, replay, rules, run, screen
+from sensor.config import ConfigError
 from sensor.rules.errors import RuleError
 from sensor.sinks.webconfig import WebConfigError
 
@@ -23,10 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"minewatch {__version__}")
     parser.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="default: info for run (the daemon), warning otherwise",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     replay.add_parser(sub)
+    run.add_parser(sub)
     rules.add_parser(sub)
     ownership.add_parser(sub)
     screen.add_parser(sub)
@@ -35,11 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="minewatch: %(levelname)s: %(name)s: %(message)s"
-    )
+    logs.setup(args.log_level or getattr(args, "log_default", "warning"))
     try:
         return int(args.run(args))
+    except ConfigError as exc:
+        print(f"minewatch: invalid config:\n{exc}", file=sys.stderr)
+        return 2
     except RuleError as exc:
         print(f"minewatch: invalid rules:\n{exc}", file=sys.stderr)
         return 2
@@ -49,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except WebConfigError as exc:
         print(f"minewatch: invalid web config: {exc}", file=sys.stderr)
         return 2
+    except CaptureError as exc:
+        print(f"minewatch: cannot capture: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -45,6 +45,32 @@ class PipelineStats:
     input_errors: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class FlowProgress:
+    """Bytes a reported, still-open mining flow carried since its last progress record.
+
+    The live daemon sends these every few seconds so that pool bytes reach the
+    metrics while a long flow lasts; the flow's final record still has totals.
+    """
+
+    flow_id: int
+    ts: float
+    miner_ip: str
+    coin: str | None
+    org_type: str | None
+    egress: int  # miner -> pool, since the last progress
+    ingress: int
+
+
+@dataclass(slots=True)
+class _Counted:
+    """A reported open flow and the bytes its progress records have carried so far."""
+
+    flow: Flow
+    egress: int = 0
+    ingress: int = 0
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     flows: FlowSettings = field(default_factory=FlowSettings)
@@ -74,6 +100,7 @@ class Pipeline:
         self.stats = PipelineStats()
         self.interesting: set[Endpoints] = set()
         self._admit = admit
+        self._open_reported: dict[int, _Counted] = {}  # flow id -> progress so far
 
     # -- stages ---------------------------------------------------------------
     def feed(self, frame: Frame) -> None:
@@ -156,6 +183,7 @@ class Pipeline:
 
     def _report(self, flow: Flow, finding: Finding, ts: float) -> None:
         flow.reported = finding
+        self._open_reported[flow.id] = _Counted(flow)
         self.stats.mining_flows += 1
         self.sinks.mining(self.records.mining(flow, finding, ts))
 
@@ -172,6 +200,7 @@ class Pipeline:
         if finding is not None and not flow.reported:
             self._report(flow, finding, flow.confirmed_at or flow.last)
         if flow.reported is not None:
+            self._open_reported.pop(flow.id, None)
             # A detector may step back late (a sibling dialect showed itself);
             # the flow event then keeps what the mining event said.
             final = finding if finding is not None else flow.reported
@@ -186,8 +215,8 @@ class Pipeline:
         self.names = names
         self.records.names = names
 
-    def finish(self, clock: float | None = None) -> None:
-        """End of input: end every flow, then close the sinks.
+    def finish(self, clock: float | None = None, reason: str = "end_of_input") -> None:
+        """End of input: end every flow (with `reason`), then close the sinks.
 
         `clock` is the time the input really ended, when the pipeline saw only
         part of it (filtered replay): flows idle or closed by then expire as
@@ -195,8 +224,52 @@ class Pipeline:
         """
         if clock is not None:
             self.flows.expire(clock)
-        self.flows.flush()
+        self.flows.flush(reason)
         self.sinks.close()
+
+    # -- live operation -------------------------------------------------------
+    def progress(self, now: float) -> list[FlowProgress]:
+        """Progress of every reported open flow that carried bytes since the last call."""
+        out = []
+        for counted in self._open_reported.values():
+            flow, finding = counted.flow, counted.flow.reported
+            assert finding is not None
+            miner = finding.miner_side
+            egress, ingress = flow.bytes[miner], flow.bytes[miner.other]
+            if egress == counted.egress and ingress == counted.ingress:
+                continue
+            miner_ip = flow.endpoint(miner)[0]
+            owner = self.records.owner(miner_ip)
+            out.append(
+                FlowProgress(
+                    flow.id,
+                    now,
+                    miner_ip,
+                    finding.coin,
+                    owner.type,
+                    egress - counted.egress,
+                    ingress - counted.ingress,
+                )
+            )
+            counted.egress, counted.ingress = egress, ingress
+        return out
+
+    def reload(self, rules: RuleSet, attributor: Attributor | None = None) -> None:
+        """New rules and ownership for flows that start from now on.
+
+        Open flows keep their state and the detectors (and dialect rules) they
+        started with: a reload loses no flow. Known-endpoint matching at a
+        flow's end uses the rules in use then. Error counters carry over, so
+        that their `_total` series do not drop.
+        """
+        errors = self.ctx.detector_errors
+        self.ctx = DetectContext.from_rules(rules)
+        self.ctx.detector_errors = errors
+        old = self.records
+        self.records = RecordBuilder(self.ctx, self.names, attributor or NullAttributor())
+        # The pool host each open reported flow's mining event named: its flow
+        # event must name the same one (RecordBuilder keeps them for that).
+        self.records._named = old._named
 
     def health(self) -> dict[str, Counter[str]]:
         return {

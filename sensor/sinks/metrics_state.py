@@ -15,6 +15,12 @@ its end rather than none. A live sensor passes a wall clock instead.
 Records arrive on the capture thread and scrapes on HTTP threads, so one lock
 guards the state. Records come once per mining flow, never per packet: the
 lock costs the packet path nothing.
+
+A live daemon also hands in interim byte progress of mining flows still open
+(`progress`), so that pool bytes rise while a long flow lasts; the flow's end
+then adds only what its progress did not, and the flow event keeps its totals.
+It restores the counters (`restore`) and the miners of the suspect window
+(`restore_miner`) from its last checkpoint, and reads them back (`totals`).
 """
 
 from __future__ import annotations
@@ -22,10 +28,14 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sensor.model import FlowRecord, MiningRecord, NodeRecord
+
+if TYPE_CHECKING:
+    from sensor.pipeline import FlowProgress
 
 UNKNOWN = "unknown"
 DEFAULT_WINDOW = 900.0  # seconds: the contract's "recent window" of 15 minutes
@@ -70,6 +80,16 @@ class StateView:
     top_omitted: int
 
 
+@dataclass(slots=True)
+class Totals:
+    """The counters behind the detection `_total` families, as a checkpoint keeps them."""
+
+    pool_bytes: dict[PoolKey, int] = field(default_factory=dict)
+    mining_flows: dict[tuple[str, str], int] = field(default_factory=dict)  # dialect, coin
+    detections: dict[str, int] = field(default_factory=dict)  # rule_id
+    node_flows: dict[str, int] = field(default_factory=dict)  # protocol
+
+
 def _label(value: str | None) -> str:
     return value or UNKNOWN
 
@@ -102,6 +122,8 @@ class MetricsState:
         self._node_flows: Counter[str] = Counter()
         self._miners: dict[str, _Miner] = {}
         self._open: dict[int, tuple[str, str]] = {}  # flow_id -> (miner ip, coin)
+        # flow_id -> (egress, ingress) bytes already counted through progress
+        self._progressed: dict[int, tuple[int, int]] = {}
         # Label sets once seen stay, at 0, so that graphs and alerts see a drop
         # instead of a series that vanishes. Bounded like the labels themselves.
         self._suspect_keys: set[SuspectKey] = set()
@@ -121,16 +143,31 @@ class MetricsState:
         mining = rec.mining
         coin, org_type = _label(mining.finding.coin), _label(mining.org.type)
         with self._lock:
-            self._pool_bytes[("egress", coin, org_type)] += rec.bytes_toserver
-            self._pool_bytes[("ingress", coin, org_type)] += rec.bytes_toclient
+            egress, ingress = self._progressed.pop(mining.flow_id, (0, 0))
+            egress = max(rec.bytes_toserver - egress, 0)
+            ingress = max(rec.bytes_toclient - ingress, 0)
+            self._add_bytes(mining.miner_ip, coin, org_type, egress, ingress)
             self._open.pop(mining.flow_id, None)
             self._seen(mining, coin, rec.end)
-            if self.top_ips:
-                top = self._top.get(mining.miner_ip)
-                if top is None:
-                    top = self._top[mining.miner_ip] = _TopMiner(org_type)
-                top.org_type = org_type
-                top.egress[coin] += rec.bytes_toserver
+
+    def progress(self, rec: FlowProgress) -> None:
+        """Bytes an open mining flow carried since its last progress (live daemon)."""
+        coin, org_type = _label(rec.coin), _label(rec.org_type)
+        with self._lock:
+            egress, ingress = self._progressed.get(rec.flow_id, (0, 0))
+            self._progressed[rec.flow_id] = (egress + rec.egress, ingress + rec.ingress)
+            self._add_bytes(rec.miner_ip, coin, org_type, rec.egress, rec.ingress)
+
+    def _add_bytes(self, ip: str, coin: str, org_type: str, egress: int, ingress: int) -> None:
+        """Called with the lock held."""
+        self._pool_bytes[("egress", coin, org_type)] += egress
+        self._pool_bytes[("ingress", coin, org_type)] += ingress
+        if self.top_ips:
+            top = self._top.get(ip)
+            if top is None:
+                top = self._top[ip] = _TopMiner(org_type)
+            top.org_type = org_type
+            top.egress[coin] += egress
 
     def node(self, rec: NodeRecord) -> None:
         with self._lock:
@@ -138,6 +175,38 @@ class MetricsState:
 
     def close(self) -> None:
         pass
+
+    # -- checkpoints ----------------------------------------------------------
+    def totals(self) -> Totals:
+        """A copy of the counters, for a checkpoint."""
+        with self._lock:
+            return Totals(
+                dict(self._pool_bytes),
+                dict(self._mining_flows),
+                dict(self._detections),
+                dict(self._node_flows),
+            )
+
+    def restore(self, saved: Totals) -> None:
+        """Add a checkpoint's counters: the `_total` series go on from where they were."""
+        with self._lock:
+            self._pool_bytes.update(saved.pool_bytes)
+            self._mining_flows.update(saved.mining_flows)
+            self._detections.update(saved.detections)
+            self._node_flows.update(saved.node_flows)
+
+    def restore_miner(
+        self, ip: str, org_type: str | None, region: str | None, coins: Iterable[str], last: float
+    ) -> None:
+        """A miner of the checkpoint: it counts as a suspect until the window passes it."""
+        org, where = _label(org_type), _label(region)
+        with self._lock:
+            miner = self._miners.get(ip)
+            if miner is None:
+                miner = self._miners[ip] = _Miner(org, where)
+            for coin in list(coins) or [UNKNOWN]:
+                miner.seen[coin] = max(last, miner.seen.get(coin, last))
+                self._suspect_keys.add((coin, org, where))
 
     def _seen(self, rec: MiningRecord, coin: str, ts: float) -> None:
         """Called with the lock held."""

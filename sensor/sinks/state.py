@@ -1,0 +1,359 @@
+"""The live daemon's state file (`STATE_DIR/state.sqlite3`): what survives a restart.
+
+Two things are kept: the suspect registry (every miner IP with its first and
+last sighting, coins, pools, owner, bytes, shares; and the pools with their
+clients), and the counters behind the `_total` metrics. The daemon restores
+both at start, so the report still lists the miners seen before and every
+counter goes on from where it was, and checkpoints them every few seconds and
+on exit; a crash (`kill -9`) loses at most one checkpoint interval.
+
+The registry itself is the report's (`ReportBuilder.suspects` and `.pools`):
+this sink only notes which rows changed since the last checkpoint, and the
+shares per miner the report does not keep, so a checkpoint writes few rows.
+
+SQLite in WAL mode with `synchronous=NORMAL`: a commit survives the process
+dying at any point, and costs no fsync. A file that is not a readable state
+database is moved aside (and logged), and the daemon starts afresh: a sensor
+that will not start over a broken state file sees nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from sensor.model import FlowRecord, MiningRecord, NodeRecord
+from sensor.sinks.metrics_collector import Health
+from sensor.sinks.metrics_state import Totals
+from sensor.sinks.report import PoolSeen, ReportBuilder, Suspect
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "state.sqlite3"
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT NOT NULL, labels TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (name, labels));
+CREATE TABLE IF NOT EXISTS suspects (
+    ip TEXT PRIMARY KEY, org TEXT, org_type TEXT, region TEXT, coins TEXT, dialects TEXT,
+    pools TEXT, wallets TEXT, first_seen REAL, last_seen REAL, flows INTEGER,
+    egress INTEGER, ingress INTEGER, shares INTEGER);
+CREATE TABLE IF NOT EXISTS pools (
+    endpoint TEXT PRIMARY KEY, host TEXT, ip TEXT, coins TEXT, clients TEXT);
+"""
+_SUSPECT_COLUMNS = (
+    "ip, org, org_type, region, coins, dialects, pools, wallets, first_seen, last_seen, "
+    "flows, egress, ingress, shares"
+)
+_POOL_COLUMNS = "endpoint, host, ip, coins, clients"
+
+# Counter name (the metric's, without prefix and _total) -> label values -> value
+Counters = dict[str, dict[tuple[str, ...], float]]
+
+
+@dataclass(slots=True)
+class Saved:
+    """What a state file holds."""
+
+    counters: Counters = field(default_factory=dict)
+    suspects: list[tuple[Suspect, int]] = field(default_factory=list)  # with shares
+    pools: list[PoolSeen] = field(default_factory=list)
+    started: float | None = None  # when the sensor first counted: the report window's start
+    saved_at: float | None = None
+
+
+class StateStore:
+    """The SQLite file: created with its schema when new; `load()` and `save()`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / FILE_NAME
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            self._db = self._start_afresh(exc)
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise sqlite3.DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("SELECT count(*) FROM suspects").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _start_afresh(self, exc: Exception) -> sqlite3.Connection:
+        aside = self.path.with_name(f"{FILE_NAME}.broken-{int(time.time())}")
+        log.error("unusable state file %s (%s) moved to %s; starting afresh", self.path, exc, aside)
+        self.path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            self.path.with_name(FILE_NAME + suffix).unlink(missing_ok=True)
+        return self._open()
+
+    def load(self) -> Saved:
+        db = self._db
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        counters: Counters = {}
+        for name, labels, value in db.execute("SELECT name, labels, value FROM counters"):
+            counters.setdefault(name, {})[tuple(orjson.loads(labels))] = value
+        rows = db.execute(f"SELECT {_SUSPECT_COLUMNS} FROM suspects")
+        suspects = [_suspect(row) for row in rows]
+        pools = [_pool(row) for row in db.execute(f"SELECT {_POOL_COLUMNS} FROM pools")]
+        return Saved(counters, suspects, pools, meta.get("started"), meta.get("saved_at"))
+
+    def save(
+        self,
+        counters: Counters,
+        suspects: Iterable[tuple[Suspect, int]],
+        pools: Iterable[PoolSeen],
+        started: float | None,
+    ) -> None:
+        """One transaction: all counters, and the given (changed) suspects and pools."""
+        rows = [
+            (name, orjson.dumps(list(labels)).decode(), value)
+            for name, values in counters.items()
+            for labels, value in values.items()
+        ]
+        db = self._db
+        with db:
+            db.execute("BEGIN")
+            db.execute("DELETE FROM counters")
+            db.executemany("INSERT INTO counters VALUES (?, ?, ?)", rows)
+            db.executemany(
+                f"INSERT OR REPLACE INTO suspects ({_SUSPECT_COLUMNS}) VALUES ({_marks(14)})",
+                [_suspect_row(s, shares) for s, shares in suspects],
+            )
+            db.executemany(
+                f"INSERT OR REPLACE INTO pools VALUES ({_marks(5)})", [_pool_row(p) for p in pools]
+            )
+            meta = [("saved_at", time.time())] + ([("started", started)] if started else [])
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _json(values: Iterable[str]) -> str:
+    return orjson.dumps(sorted(values)).decode()
+
+
+def _suspect_row(s: Suspect, shares: int) -> tuple[object, ...]:
+    return (
+        s.ip, s.org, s.org_type, s.region, _json(s.coins), _json(s.dialects), _json(s.pools),
+        _json(s.wallets), s.first_seen, s.last_seen, s.flows, s.egress, s.ingress, shares,
+    )  # fmt: skip
+
+
+def _suspect(row: tuple) -> tuple[Suspect, int]:
+    ip, org, org_type, region, coins, dialects, pools, wallets, first, last, *counts = row
+    flows, egress, ingress, shares = counts
+    suspect = Suspect(
+        ip, org, org_type, region,
+        set(orjson.loads(coins)), set(orjson.loads(dialects)), set(orjson.loads(pools)),
+        set(orjson.loads(wallets)), first, last, flows, egress, ingress,
+    )  # fmt: skip
+    return suspect, shares
+
+
+def _pool_row(p: PoolSeen) -> tuple[object, ...]:
+    return (p.endpoint, p.host, p.ip, _json(p.coins), _json(p.clients))
+
+
+def _pool(row: tuple) -> PoolSeen:
+    endpoint, host, ip, coins, clients = row
+    return PoolSeen(endpoint, host, ip, set(orjson.loads(coins)), set(orjson.loads(clients)))
+
+
+class StateSink:
+    """A sink that notes what changed since the last checkpoint, and each miner's shares.
+
+    `restore()` fills the report's registry from the file and returns what it
+    held; `checkpoint(counters)` writes the counters and the changed rows.
+    """
+
+    def __init__(self, store: StateStore, report: ReportBuilder) -> None:
+        self.store, self.report = store, report
+        self.shares: Counter[str] = Counter()
+        self.started: float | None = None
+        self._ips: set[str] = set()
+        self._pools: set[str] = set()
+
+    def mining(self, rec: MiningRecord) -> None:
+        self._ips.add(rec.miner_ip)
+        self._pools.add(f"{rec.pool_ip}:{rec.pool_port}")
+
+    def flow_end(self, rec: FlowRecord) -> None:
+        self._ips.add(rec.mining.miner_ip)
+        self.shares[rec.mining.miner_ip] += rec.mining.finding.shares
+
+    def node(self, rec: NodeRecord) -> None:
+        pass
+
+    def close(self) -> None:
+        pass  # the daemon checkpoints after its sinks close, then closes the store
+
+    def restore(self) -> Saved:
+        saved = self.store.load()
+        report = self.report
+        for suspect, shares in saved.suspects:
+            report.suspects[suspect.ip] = suspect
+            self.shares[suspect.ip] = shares
+        for pool in saved.pools:
+            report.pools[pool.endpoint] = pool
+        flows = saved.counters.get("mining_flows", {})
+        report.mining_flows += int(sum(flows.values()))
+        for (dialect, _coin), count in flows.items():
+            report.dialect_flows[dialect] += int(count)
+        report.node_flows += int(sum(saved.counters.get("crypto_node_flows", {}).values()))
+        self.started = saved.started
+        return saved
+
+    def checkpoint(self, counters: Counters) -> None:
+        ips, self._ips = self._ips, set()
+        endpoints, self._pools = self._pools, set()
+        suspects = self.report.suspects
+        pools = self.report.pools
+        try:
+            self.store.save(
+                counters,
+                [(suspects[ip], self.shares[ip]) for ip in ips if ip in suspects],
+                [pools[e] for e in endpoints if e in pools],
+                self.started,
+            )
+        except BaseException:
+            self._ips |= ips  # written next time
+            self._pools |= endpoints
+            raise
+
+
+# -- counters: metrics state and health <-> rows ---------------------------------------------
+_HEALTH_LABELLED = ("decode_errors", "flows_evicted", "detector_errors", "sink_errors")
+
+
+def counters_of(totals: Totals, health: Health) -> Counters:
+    """Every `_total` counter the daemon exports, as rows for the state file."""
+    out: Counters = {
+        "pool_bytes": {key: value for key, value in totals.pool_bytes.items()},
+        "mining_flows": {key: value for key, value in totals.mining_flows.items()},
+        "detections": _one_label(totals.detections),
+        "crypto_node_flows": _one_label(totals.node_flows),
+        "packets": {(): health.packets},
+        "bytes": {(): health.bytes},
+        "capture_kernel_drops": {(): health.kernel_drops},
+        "input_errors": {(): health.input_errors},
+    }
+    for name in _HEALTH_LABELLED:
+        out[name] = _one_label(getattr(health, name))
+    return out
+
+
+def _one_label(values: Mapping[str, int]) -> dict[tuple[str, ...], float]:
+    return {(key,): value for key, value in values.items()}
+
+
+def totals_from(counters: Counters) -> Totals:
+    def plain(name: str) -> dict[str, int]:
+        return {labels[0]: int(v) for labels, v in counters.get(name, {}).items()}
+
+    def pairs(name: str) -> dict:
+        return {tuple(labels): int(v) for labels, v in counters.get(name, {}).items()}
+
+    return Totals(
+        pairs("pool_bytes"), pairs("mining_flows"), plain("detections"), plain("crypto_node_flows")
+    )
+
+
+def health_from(counters: Counters) -> Health:
+    """The health counters of a checkpoint (gauges and rule figures left at their defaults)."""
+
+    def single(name: str) -> int:
+        return int(sum(counters.get(name, {}).values()))
+
+    def labelled(name: str) -> dict[str, int]:
+        return {labels[0]: int(v) for labels, v in counters.get(name, {}).items()}
+
+    return Health(
+        packets=single("packets"),
+        bytes=single("bytes"),
+        kernel_drops=single("capture_kernel_drops"),
+        input_errors=single("input_errors"),
+        decode_errors=labelled("decode_errors"),
+        flows_evicted=labelled("flows_evicted"),
+        detector_errors=labelled("detector_errors"),
+        sink_errors=labelled("sink_errors"),
+    )
+
+
+# -- the health the live collector reads ------------------------------------------------------
+def _merge(into: Counter[str], values: Mapping[str, int]) -> None:
+    for key, value in values.items():
+        into[key] += value
+
+
+def combine(parts: Iterable[Health]) -> Health:
+    """Counters and gauges summed over `parts` (a checkpoint's base, each worker)."""
+    total = Health()
+    labelled: dict[str, Counter[str]] = {
+        name: Counter() for name in ("decode_errors", "flows_evicted", "detector_errors")
+    }
+    sinks: Counter[str] = Counter()
+    for part in parts:
+        total.packets += part.packets
+        total.bytes += part.bytes
+        total.kernel_drops += part.kernel_drops
+        total.flows_active += part.flows_active
+        total.input_errors += part.input_errors
+        for name, counter in labelled.items():
+            _merge(counter, getattr(part, name))
+        _merge(sinks, part.sink_errors)
+    total.decode_errors, total.flows_evicted = labelled["decode_errors"], labelled["flows_evicted"]
+    total.detector_errors, total.sink_errors = labelled["detector_errors"], sinks
+    return total
+
+
+class LiveHealth:
+    """The collector's HealthSource: restored counters plus each worker's latest snapshot.
+
+    Snapshots are replaced whole, once a tick, so a scrape from the web thread
+    never reads a counter the capture loop is changing.
+    """
+
+    def __init__(self, rules_loaded: int) -> None:
+        self.base = Health()
+        self.parts: dict[int, Health] = {}
+        self.rules_loaded, self.loaded_at, self.reload_ok = rules_loaded, time.time(), True
+
+    def update(self, key: int, snapshot: Health) -> None:
+        self.parts[key] = snapshot
+
+    def reloaded(self, rules_loaded: int) -> None:
+        self.rules_loaded, self.loaded_at, self.reload_ok = rules_loaded, time.time(), True
+
+    def refused(self) -> None:
+        self.reload_ok = False
+
+    def __call__(self) -> Health:
+        parts = list(self.parts.values())
+        total = combine([self.base, *parts])
+        total.rules_loaded, total.rules_reload_ts = self.rules_loaded, self.loaded_at
+        total.rules_reload_success = self.reload_ok and all(p.rules_reload_success for p in parts)
+        return total
