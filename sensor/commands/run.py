@@ -190,23 +190,6 @@ class Inputs:
 
 
 # -- the parent's sinks ---------------------------------------------------------------------------
-class LiveEvents(EveWriter):
-    """Events of a daemon: appended (a restart keeps what came before), flushed every tick."""
-
-    def __init__(self, target: str) -> None:
-        super().__init__("-", live=True)
-        if target != "-":
-            self._out, self._own = open(target, "ab"), True  # noqa: SIM115 (closed by close())
-
-    def flush(self) -> None:
-        if not self._out.closed:
-            self._out.flush()
-
-    def close(self) -> None:
-        if not self._out.closed:
-            super().close()
-
-
 class Outputs:
     """The parent's side: report, events, metrics and state, with their timed writes."""
 
@@ -215,7 +198,7 @@ class Outputs:
         self.health = LiveHealth(rules)
         self.report = ReportBuilder(ownership, HomeNet(config.home_net, registry=ownership))
         self.exporter = Exporter(config.windows.suspect, 0, self.health, clock=time.time)
-        self.events = LiveEvents(config.events) if config.events else None
+        self.events = EveWriter(config.events, live=True) if config.events else None
         self.state = None
         if config.state_dir is not None:
             self.state = StateSink(StateStore(config.state_dir), self.report)

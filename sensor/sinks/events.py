@@ -53,8 +53,10 @@ class EveWriter:
     """Writes events to a file, or to stdout for "-"."""
 
     def __init__(self, target: str | Path, live: bool = False) -> None:
+        # Live, a restart must keep the events written before it: append.
         self._own = str(target) != "-"
-        self._out: IO[bytes] = open(target, "wb") if self._own else sys.stdout.buffer  # noqa: SIM115
+        mode = "ab" if live else "wb"
+        self._out: IO[bytes] = open(target, mode) if self._own else sys.stdout.buffer  # noqa: SIM115
         self._source_key = "in_iface" if live else "pcap_filename"
         self.written = 0
 
@@ -118,7 +120,13 @@ class EveWriter:
         event["crypto_node"] = {"protocol": rec.protocol}
         self._write(event)
 
+    def flush(self) -> None:
+        if not self._out.closed:
+            self._out.flush()
+
     def close(self) -> None:
+        if self._out.closed:
+            return
         self._out.flush()
         if self._own:
             self._out.close()
