@@ -31,8 +31,8 @@ from typing import Any, Protocol
 from sensor.attribute import Attributor
 from sensor.capture.errors import CaptureError
 from sensor.capture.live import LiveSource
-from sensor.model import FlowRecord, MiningRecord, NodeRecord
-from sensor.pipeline import FlowProgress, Pipeline
+from sensor.model import FlowProgress, FlowRecord, MiningRecord, NodeRecord
+from sensor.pipeline import Pipeline
 from sensor.rules.model import RuleSet
 from sensor.sinks import Sink, SinkSet
 from sensor.sinks.metrics_collector import Health

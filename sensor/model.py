@@ -177,3 +177,20 @@ class NodeRecord:
     dest_port: int
     protocol: str
     source: str = ""
+
+
+@dataclass(slots=True)
+class FlowProgress:
+    """Bytes a reported, still-open mining flow carried since its last progress record.
+
+    The live daemon sends these every few seconds so that pool bytes reach the
+    metrics while a long flow lasts; the flow's final record still has totals.
+    """
+
+    flow_id: int
+    ts: float
+    miner_ip: str
+    coin: str | None
+    org_type: str | None
+    egress: int  # miner -> pool, since the last progress
+    ingress: int

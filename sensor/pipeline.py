@@ -20,7 +20,7 @@ from sensor.detect.inspector import DetectContext, FlowInspector
 from sensor.flows.flow import TCP_SYN, Flow
 from sensor.flows.reassembly import Stream
 from sensor.flows.table import FlowSettings, FlowTable
-from sensor.model import UDP, Finding, Frame, Packet, Side
+from sensor.model import UDP, Finding, FlowProgress, Frame, Packet, Side
 from sensor.records import RecordBuilder
 from sensor.rules.model import RuleSet
 from sensor.sinks import Sink, SinkSet
@@ -43,23 +43,6 @@ class PipelineStats:
     mining_flows: int = 0
     node_flows: int = 0
     input_errors: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class FlowProgress:
-    """Bytes a reported, still-open mining flow carried since its last progress record.
-
-    The live daemon sends these every few seconds so that pool bytes reach the
-    metrics while a long flow lasts; the flow's final record still has totals.
-    """
-
-    flow_id: int
-    ts: float
-    miner_ip: str
-    coin: str | None
-    org_type: str | None
-    egress: int  # miner -> pool, since the last progress
-    ingress: int
 
 
 @dataclass(slots=True)
@@ -265,11 +248,8 @@ class Pipeline:
         errors = self.ctx.detector_errors
         self.ctx = DetectContext.from_rules(rules)
         self.ctx.detector_errors = errors
-        old = self.records
-        self.records = RecordBuilder(self.ctx, self.names, attributor or NullAttributor())
-        # The pool host each open reported flow's mining event named: its flow
-        # event must name the same one (RecordBuilder keeps them for that).
-        self.records._named = old._named
+        # The builder keeps the pool each open flow's mining event named.
+        self.records.rebind(self.ctx, attributor or NullAttributor())
 
     def health(self) -> dict[str, Counter[str]]:
         return {

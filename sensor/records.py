@@ -27,6 +27,11 @@ class RecordBuilder:
         # has taught the address a different name in between.
         self._named: dict[int, str | None] = {}
 
+    def rebind(self, ctx: DetectContext, attributor: Attributor) -> None:
+        """New rules and owners (a reload); the pool names of open flows stay."""
+        self._ctx, self._attributor = ctx, attributor
+        self._owners = {}
+
     def mining(self, flow: Flow, finding: Finding, ts: float) -> MiningRecord:
         rec = self._record(flow, finding, ts, self._pool_host(flow, finding))
         self._named[flow.id] = rec.pool_host

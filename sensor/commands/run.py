@@ -32,8 +32,8 @@ from sensor.commands.ownership import home_cidr
 from sensor.config import ConfigError, DaemonConfig, load_config
 from sensor.flows.table import FlowSettings
 from sensor.live import Signals, WorkerPlan, run_single, run_workers
-from sensor.model import Attribution
-from sensor.pipeline import FlowProgress, Pipeline, PipelineSettings
+from sensor.model import Attribution, FlowProgress
+from sensor.pipeline import Pipeline, PipelineSettings
 from sensor.rules.errors import RuleError
 from sensor.rules.loader import load_rules
 from sensor.rules.model import RuleSet

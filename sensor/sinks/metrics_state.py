@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from sensor.model import FlowRecord, MiningRecord, NodeRecord
 
 if TYPE_CHECKING:
-    from sensor.pipeline import FlowProgress
+    from sensor.model import FlowProgress
 
 UNKNOWN = "unknown"
 DEFAULT_WINDOW = 900.0  # seconds: the contract's "recent window" of 15 minutes

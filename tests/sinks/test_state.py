@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from sensor.model import Attribution, Finding, FlowRecord, MiningRecord, NodeRecord, Side
-from sensor.pipeline import FlowProgress
+from sensor.model import (
+    Attribution,
+    Finding,
+    FlowProgress,
+    FlowRecord,
+    MiningRecord,
+    NodeRecord,
+    Side,
+)
 from sensor.sinks.metrics_collector import Health
 from sensor.sinks.metrics_state import MetricsState, Totals
 from sensor.sinks.report import ReportBuilder
