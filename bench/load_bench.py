@@ -91,9 +91,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Daemon:
-    def __init__(self, ns: str, iface: str, workers: int, state: Path, log: Path) -> None:
+    def __init__(
+        self, ns: str, iface: str, workers: int, state: Path, log: Path, extra: list[str]
+    ) -> None:
         self.ns, self.log = ns, log
-        argv = [sys.executable, "-m", "sensor", "--log-level", "info", "run"]
+        argv = [sys.executable, "-m", "sensor", "--log-level", "info", "run", *extra]
         argv += ["--interface", iface, "--workers", str(workers), "--state-dir", str(state)]
         argv += ["--web.listen-address", f"127.0.0.1:{PORT}"]
         with log.open("ab") as err:
@@ -218,7 +220,8 @@ def sweep(args: argparse.Namespace, capture: Path, packets: int, workers: int) -
         netns.exec_in(ns, ["ip", "link", "set", "lo", "up"], check=True)
         for end in (iface, peer):
             netns.exec_in(ns, ["ip", "link", "set", end, "mtu", str(MTU)], check=True)
-        daemon = Daemon(ns, iface, workers, Path(tmp) / "state", Path(tmp) / "daemon.log")
+        extra = ["--prefilter"] if args.prefilter else []
+        daemon = Daemon(ns, iface, workers, Path(tmp) / "state", Path(tmp) / "daemon.log", extra)
         try:
             daemon.wait_ready()
             for rate in args.rates:
@@ -288,6 +291,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=int, default=10, help="sending time per rate")
     p.add_argument("--no-topspeed", dest="topspeed", action="store_false")
     p.add_argument("--json", type=Path, help="write every step and the summary here")
+    p.add_argument(
+        "--prefilter", action="store_true", help="run the daemon with its kernel prefilter"
+    )
     args = p.parse_args(argv)
     args.rates = [int(r) for r in args.rates.split(",") if r]
     args.workers = [int(w) for w in args.workers.split(",") if w]

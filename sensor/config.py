@@ -59,6 +59,7 @@ class DaemonConfig:
     interfaces: tuple[str, ...] = ()
     workers: int = 1
     bpf: str | None = None
+    prefilter: bool = False  # kernel prefilter extended at run time (capture/adaptive.py)
     home_net: tuple[str, ...] = ()
     rules: tuple[Path, ...] = ()
     rules_replace: bool = False
@@ -211,6 +212,7 @@ _TOP: dict[str, Callable[[_Reader, Node], Any]] = {
     "interfaces": lambda r, n: _list(n, _interface),
     "workers": _workers,
     "bpf": lambda r, n: _string(n),
+    "prefilter": _boolean,
     "home_net": lambda r, n: _list(n, _cidr),
     "rules": lambda r, n: _list(n, r.file),
     "rules_replace": _boolean,

@@ -94,6 +94,7 @@ class Worker:
         progress: Callable[[list[FlowProgress]], None],
     ) -> None:
         self.source, self.pipeline, self._progress = source, pipeline, progress
+        self.adaptive = source.adaptive  # with --prefilter
         self.reload_ok = True
         self._next_progress = time.time() + PROGRESS_EVERY
 
@@ -109,6 +110,9 @@ class Worker:
 
     def tick(self, now: float) -> None:
         self.pipeline.flows.expire(now)
+        adaptive = self.adaptive
+        if adaptive is not None and adaptive.update(self.pipeline.watch_addresses()):
+            self.source.refilter(adaptive.program())
         if now >= self._next_progress:
             self._next_progress = now + PROGRESS_EVERY
             done = self.pipeline.progress(now)

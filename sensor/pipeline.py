@@ -211,6 +211,21 @@ class Pipeline:
         self.sinks.close()
 
     # -- live operation -------------------------------------------------------
+    def watch_addresses(self) -> set[str]:
+        """Addresses whose every packet the live prefilter must let through:
+        the pool side of mining flows, the server side of undecided ones."""
+        out: set[str] = set()
+        for flow in self.flows.open_flows():
+            inspector = flow.inspector
+            if inspector is None:
+                continue
+            finding = flow.reported or inspector.finding
+            if finding is not None:
+                out.add(flow.endpoint(finding.miner_side.other)[0])
+            elif inspector.undecided:
+                out.add(flow.resp[0])
+        return out
+
     def progress(self, now: float) -> list[FlowProgress]:
         """Progress of every reported open flow that carried bytes since the last call."""
         out = []

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sensor.capture import afpacket
+from sensor.capture.adaptive import AdaptiveFilter
 from sensor.capture.errors import CaptureError
 from sensor.capture.ring import Ring, RingSettings
 from sensor.model import Frame
@@ -102,12 +103,17 @@ class LiveSource:
         ring: bool | RingSettings = True,
         snaplen: int = DEFAULT_SNAPLEN,
         poll_interval: float = 0.1,
+        adaptive: AdaptiveFilter | None = None,
     ) -> None:
         self.interfaces = [interfaces] if isinstance(interfaces, str) else list(interfaces)
         if not self.interfaces:
             raise CaptureError("capture", "no interface given")
         if snaplen < MIN_SNAPLEN:
             raise CaptureError("capture", f"snaplen {snaplen} is below {MIN_SNAPLEN}")
+        # An adaptive prefilter (see capture/adaptive.py) starts as the candidate program.
+        self.adaptive = adaptive
+        if adaptive is not None:
+            bpf = adaptive.program()
         self.bpf, self.promiscuous, self.fanout_group = bpf, promiscuous, fanout_group
         self.ring = RingSettings() if ring is True else ring or None
         self.snaplen, self.poll_interval = snaplen, poll_interval
@@ -180,6 +186,11 @@ class LiveSource:
 
             bpf = compiled(linktype, bpf)
         return afpacket.filter_instructions(bpf)
+
+    def refilter(self, insns: list[tuple[int, int, int, int]]) -> None:
+        """Attach a new BPF program to every socket (the kernel swaps it atomically)."""
+        for capture in self._captures:
+            afpacket.attach_filter(capture.sock, insns, capture.interface)
 
     # -- reading --------------------------------------------------------------
     def frames(self, stop_event: StopEvent | None = None) -> Iterator[Frame]:

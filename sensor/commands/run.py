@@ -27,6 +27,7 @@ import orjson
 from sensor.attribute.errors import OwnershipError
 from sensor.attribute.home_net import HomeNet
 from sensor.attribute.resolver import OwnershipResolver
+from sensor.capture.adaptive import AdaptiveFilter
 from sensor.capture.live import LiveSource
 from sensor.commands.ownership import home_cidr
 from sensor.config import ConfigError, DaemonConfig, load_config
@@ -64,6 +65,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add("--config", type=Path, metavar="FILE", help="YAML config file; flags override it")
     add("--workers", type=_workers, metavar="N", help="processes sharing flows (default 1)")
     add("--bpf", metavar="EXPR", help="capture filter (tcpdump syntax)")
+    add(
+        "--prefilter",
+        action=argparse.BooleanOptionalAction,
+        help="let the kernel drop packets that cannot matter, widening the filter at run "
+        "time to the flows that do (faster; a pool flow's first packets may be missed)",
+    )
     add("--state-dir", type=Path, metavar="DIR", help="keep counters and suspects across restarts")
     add("--events", metavar="FILE", help="append EVE-style JSON Lines events ('-': stdout)")
     add("--report", type=Path, metavar="FILE", help="write the JSON report (every 30 s, on exit)")
@@ -125,6 +132,7 @@ def settings(args: argparse.Namespace) -> DaemonConfig:
         interfaces=_tuple(args.interfaces),
         workers=args.workers,
         bpf=args.bpf,
+        prefilter=args.prefilter,
         home_net=_tuple(args.home_net),
         rules=_tuple(args.rules),
         rules_replace=args.rules_replace,
@@ -304,6 +312,11 @@ def privileges(user: str | None, state_dir: Path | None) -> Callable[[], None]:
     return drop
 
 
+def _adaptive(config: DaemonConfig) -> AdaptiveFilter | None:
+    """The live prefilter (`--prefilter`): candidates plus the addresses that matter."""
+    return AdaptiveFilter() if config.prefilter else None
+
+
 def _factory(rules: RuleSet, config: DaemonConfig) -> Callable[[list[Sink], Any], Pipeline]:
     settings = PipelineSettings(flows=FlowSettings(idle_timeout=config.windows.flow_idle))
 
@@ -317,6 +330,9 @@ def run(args: argparse.Namespace) -> int:
     config = settings(args)
     if not config.interfaces:
         print("minewatch: no interface: give --interface or `interfaces:`", file=sys.stderr)
+        return 2
+    if config.prefilter and config.bpf:
+        print("minewatch: --prefilter and --bpf cannot be combined", file=sys.stderr)
         return 2
     drop = privileges(config.user, config.state_dir)
     inputs = Inputs(config.rules, config.rules_replace, config.ownership)
@@ -351,14 +367,16 @@ def _capture(
         log.info("capturing on %s with %d worker(s)", ", ".join(config.interfaces), config.workers)
 
     if config.workers == 1:
-        source = LiveSource(config.interfaces, bpf=config.bpf)
+        source = LiveSource(config.interfaces, bpf=config.bpf, adaptive=_adaptive(config))
         source.open()
         started()
         return run_single(source, factory, outputs, signals)
     # One fanout group per daemon (and interface): a group is tied to one device.
     group = os.getpid() % (0x10000 - len(config.interfaces))
     plan = WorkerPlan(
-        lambda: LiveSource(config.interfaces, bpf=config.bpf, fanout_group=group),
+        lambda: LiveSource(
+            config.interfaces, bpf=config.bpf, fanout_group=group, adaptive=_adaptive(config)
+        ),
         factory,
         outputs.ownership,
         functools.partial(outputs.inputs.reload, logging.DEBUG),

@@ -47,6 +47,9 @@ class FlowTable:
     def __len__(self) -> int:
         return len(self._flows)
 
+    def open_flows(self) -> list[Flow]:
+        return list(self._flows.values())
+
     def get(self, pkt: Packet) -> Flow:
         """The flow of a packet (created if new), counted and moved to the back."""
         if pkt.ts >= self._next_sweep:
