@@ -11,6 +11,7 @@ from pathlib import Path
 from sensor.attribute import Attributor
 from sensor.attribute.resolver import OwnershipResolver
 from sensor.capture.progress import Progress
+from sensor.commands.argtypes import duration, listen_address
 from sensor.commands.ownership import (
     add_home_net_option,
     add_ownership_option,
@@ -28,7 +29,7 @@ from sensor.sinks.metrics import DEFAULT_WINDOW, Exporter, ReplayHealth
 from sensor.sinks.report import ReportBuilder
 from sensor.sinks.summary import summary_text
 from sensor.sinks.web import DEFAULT_LISTEN_ADDRESS, MetricsServer, parse_listen_address
-from sensor.sinks.webconfig import WebConfig, load_web_config, parse_duration
+from sensor.sinks.webconfig import WebConfig, load_web_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -96,7 +97,7 @@ def _add_metrics_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics.suspect-window",
         dest="metrics_suspect_window",
-        type=_duration,
+        type=duration,
         default=DEFAULT_WINDOW,
         metavar="DURATION",
         help="how recently a miner must have been seen to count in minewatch_suspect_ips, "
@@ -110,7 +111,7 @@ def _add_web_options(p: argparse.ArgumentParser) -> None:
         dest="web_listen_address",
         nargs="?",
         const=parse_listen_address(DEFAULT_LISTEN_ADDRESS),
-        type=_listen_address,
+        type=listen_address,
         metavar="HOST:PORT",
         help=f"serve live metrics at /metrics while replaying (alone: {DEFAULT_LISTEN_ADDRESS})",
     )
@@ -123,25 +124,11 @@ def _add_web_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--linger",
-        type=_duration,
+        type=duration,
         default=0.0,
         metavar="SECONDS",
         help="keep serving metrics this long after the replay ends, then exit",
     )
-
-
-def _listen_address(text: str) -> tuple[str, int]:
-    try:
-        return parse_listen_address(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _count(text: str) -> int:

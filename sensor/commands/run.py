@@ -29,6 +29,7 @@ from sensor.attribute.home_net import HomeNet
 from sensor.attribute.resolver import OwnershipResolver
 from sensor.capture.adaptive import AdaptiveFilter
 from sensor.capture.live import LiveSource
+from sensor.commands.argtypes import listen_address, positive_duration
 from sensor.commands.ownership import home_cidr
 from sensor.config import ConfigError, DaemonConfig, load_config
 from sensor.flows.table import FlowSettings
@@ -50,8 +51,8 @@ from sensor.sinks.state import (
     health_from,
     totals_from,
 )
-from sensor.sinks.web import MetricsServer, parse_listen_address
-from sensor.sinks.webconfig import load_web_config, parse_duration
+from sensor.sinks.web import MetricsServer
+from sensor.sinks.webconfig import load_web_config
 
 log = logging.getLogger(__name__)
 
@@ -78,30 +79,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add("--rules-replace", action=argparse.BooleanOptionalAction, help="only the --rules folders")
     add("--ownership", action="append", metavar="FILE", help="registry or mmdb file (repeatable)")
     add("--home-net", action="append", type=home_cidr, metavar="CIDR", help="repeatable")
-    add("--web.listen-address", dest="web_listen_address", type=_listen, metavar="HOST:PORT")
+    add("--web.listen-address", dest="web_listen_address", type=listen_address, metavar="HOST:PORT")
     add("--web.config.file", dest="web_config_file", type=Path, metavar="FILE")
-    add("--metrics.suspect-window", dest="suspect_window", type=_duration, metavar="DURATION")
+    add(
+        "--metrics.suspect-window",
+        dest="suspect_window",
+        type=positive_duration,
+        metavar="DURATION",
+    )
     add("--user", metavar="NAME", help="drop privileges to NAME once the sockets are open")
-    add("--flow-idle-timeout", type=_duration, metavar="SECONDS", help="default 10m")
-    add("--checkpoint-interval", type=_duration, metavar="SECONDS", help="default 2s")
+    add("--flow-idle-timeout", type=positive_duration, metavar="SECONDS", help="default 10m")
+    add("--checkpoint-interval", type=positive_duration, metavar="SECONDS", help="default 2s")
     p.set_defaults(run=run, log_default="info")
-
-
-def _listen(text: str) -> tuple[str, int]:
-    try:
-        return parse_listen_address(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _duration(text: str) -> float:
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text!r}")
-    return seconds
 
 
 def _workers(text: str) -> int:
