@@ -157,3 +157,22 @@ def test_python_dash_m_sensor_streams_events_and_names_bad_files(tmp_path):
     assert events[0]["mining"]["dialect"] == "ethproxy"
     assert "bad.pcap" in done.stderr.decode()
     assert "good.pcap" not in done.stderr.decode()
+
+
+def test_replay_takes_settings_from_a_config_file_and_flags_win(tmp_path):
+    from sensor.cli import main as _main
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "minewatch-sample.pcapng"
+    registry = tmp_path / "owners.csv"
+    registry.write_text("network,org,org_type,region\n10.20.0.0/16,Example Uni,education,R1\n")
+    report, other = tmp_path / "report.json", tmp_path / "other.json"
+    config = tmp_path / "minewatch.yml"
+    config.write_text(f"ownership: [{registry}]\nreport: {report}\n")
+    assert _main(["replay", str(sample), "--config", str(config)]) == 0
+    data = json.loads(report.read_text())
+    assert data["by_org_type"][0] == {"org_type": "education", "suspect_ips": 5, "share": 0.833333}
+    assert _main(["replay", str(sample), "--config", str(config), "--report", str(other)]) == 0
+    assert other.exists()
+    bad = tmp_path / "bad.yml"
+    bad.write_text("bogus: 1\n")
+    assert _main(["replay", str(sample), "--config", str(bad)]) == 2

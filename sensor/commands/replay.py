@@ -18,6 +18,7 @@ from sensor.commands.ownership import (
     home_net,
     open_resolver,
 )
+from sensor.config import load_config
 from sensor.flows.table import FlowSettings
 from sensor.pipeline import Endpoints, Pipeline, PipelineSettings
 from sensor.replay import Replay
@@ -52,6 +53,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--events", metavar="FILE", help="write EVE-style JSON Lines events ('-': stdout)"
     )
     p.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report")
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the daemon's YAML config: its rules, ownership, home_net, events and report "
+        "settings apply where no flag is given",
+    )
     add_ownership_option(p)
     add_home_net_option(p)
     p.add_argument(
@@ -137,7 +145,20 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _apply_config(args: argparse.Namespace) -> None:
+    """Settings from `--config` where the command line gave none (flags win)."""
+    config = load_config(args.config)
+    args.rules = args.rules or list(config.rules)
+    args.rules_replace = args.rules_replace or config.rules_replace
+    args.ownership = args.ownership or list(config.ownership)
+    args.home_net = args.home_net or list(config.home_net)
+    args.events = args.events or config.events
+    args.report = args.report or config.report
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        _apply_config(args)
     if args.linger and args.web_listen_address is None:
         print("minewatch: --linger needs --web.listen-address", file=sys.stderr)
         return 2
