@@ -150,6 +150,22 @@ class MiningRecord:
 
 
 @dataclass(slots=True)
+class Estimate:
+    """Hash rate and power of one mining flow, from its shares (see sensor.estimate).
+
+    Figures are null where the protocol does not say enough; `note` then says why,
+    so a report can state what it left out instead of guessing silently.
+    """
+
+    hashrate_hs: float | None = None
+    low_hs: float | None = None  # 90% confidence interval from the share count
+    high_hs: float | None = None
+    power_w: float | None = None
+    seconds: float = 0.0  # the observed time the rate is over
+    note: str | None = None
+
+
+@dataclass(slots=True)
 class FlowRecord:
     """The end of a flow that carried a mining event; counts are miner -> pool."""
 
@@ -162,6 +178,7 @@ class FlowRecord:
     end: float
     state: str
     reason: str
+    estimate: Estimate | None = None
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ import ipaddress
 from sensor.attribute import Attributor
 from sensor.detect.dns import HostNames
 from sensor.detect.inspector import DetectContext
+from sensor.estimate import EfficiencyTable, estimate_flow
 from sensor.flows.flow import Flow
 from sensor.model import Attribution, Finding, FlowRecord, MiningRecord, NodeRecord, Side
 
@@ -22,6 +23,7 @@ class RecordBuilder:
     def __init__(self, ctx: DetectContext, names: HostNames, attributor: Attributor) -> None:
         self._ctx, self.names, self._attributor = ctx, names, attributor
         self._owners: dict[str, Attribution] = {}
+        self._efficiency = EfficiencyTable(ctx.rules.efficiency)
         # The pool host each reported flow's mining event named (popped when the
         # flow ends): its flow event names the same pool, even if another flow
         # has taught the address a different name in between.
@@ -31,6 +33,7 @@ class RecordBuilder:
         """New rules and owners (a reload); the pool names of open flows stay."""
         self._ctx, self._attributor = ctx, attributor
         self._owners = {}
+        self._efficiency = EfficiencyTable(ctx.rules.efficiency)
 
     def mining(self, flow: Flow, finding: Finding, ts: float) -> MiningRecord:
         rec = self._record(flow, finding, ts, self._pool_host(flow, finding))
@@ -103,6 +106,7 @@ class RecordBuilder:
             end=flow.last,
             state=flow.state,
             reason=reason,
+            estimate=estimate_flow(finding, flow.start, flow.last, self._efficiency),
         )
 
     def node(self, flow: Flow, protocol: str, ts: float) -> NodeRecord:
