@@ -37,22 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Bad input files: each named with its file (and line), exit 2 before any work.
+INPUT_ERRORS = (ConfigError, RuleError, OwnershipError, WebConfigError)
+
+
+def _input_error(exc: Exception) -> str:
+    if isinstance(exc, WebConfigError):
+        return f"invalid web config: {exc}"
+    if isinstance(exc, ConfigError):
+        return f"invalid config:\n{exc}"
+    if isinstance(exc, RuleError):
+        return f"invalid rules:\n{exc}"
+    return f"invalid ownership files:\n{exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.log_level or getattr(args, "log_default", "warning"))
     try:
         return int(args.run(args))
-    except ConfigError as exc:
-        print(f"minewatch: invalid config:\n{exc}", file=sys.stderr)
-        return 2
-    except RuleError as exc:
-        print(f"minewatch: invalid rules:\n{exc}", file=sys.stderr)
-        return 2
-    except OwnershipError as exc:
-        print(f"minewatch: invalid ownership files:\n{exc}", file=sys.stderr)
-        return 2
-    except WebConfigError as exc:
-        print(f"minewatch: invalid web config: {exc}", file=sys.stderr)
+    except INPUT_ERRORS as exc:
+        print(f"minewatch: {_input_error(exc)}", file=sys.stderr)
         return 2
     except CaptureError as exc:
         print(f"minewatch: cannot capture: {exc}", file=sys.stderr)
