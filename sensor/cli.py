@@ -12,7 +12,7 @@ import sys
 from sensor import __version__, logs
 from sensor.attribute.errors import OwnershipError
 from sensor.capture.errors import CaptureError
-from sensor.commands import ownership, replay, rules, run, screen
+from sensor.commands import ownership, replay, report, rules, run, screen
 from sensor.config import ConfigError
 from sensor.rules.errors import RuleError
 from sensor.sinks.webconfig import WebConfigError
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_parser(sub)
     ownership.add_parser(sub)
     screen.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 

@@ -53,7 +53,7 @@ MTU = 9000
 # interface) decides these.
 TIMING = {"timestamp", "flow_id", "pcap_filename", "in_iface"}
 FLOW_TIMING = {"start", "end", "age", "reason"}
-MINING_TIMING = {"hashrate_hs"}
+MINING_TIMING = {"hashrate_hs", "hashrate_interval_hs", "power_w"}
 # Counted when a flow is recognised by its protocol, so equal to replay's as soon as
 # the packets are in (an endpoint match waits for the flow to end, as do pool bytes:
 # those are compared after the stop).

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import orjson
 
-from sensor.model import TCP, Finding, FlowRecord, MiningRecord, NodeRecord
+from sensor.model import TCP, Estimate, Finding, FlowRecord, MiningRecord, NodeRecord
 from sensor.sinks.community_id import community_id
 
 
@@ -23,7 +23,9 @@ def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="microseconds")
 
 
-def mining_object(rec: MiningRecord, final: bool = False) -> dict[str, Any]:
+def mining_object(
+    rec: MiningRecord, final: bool = False, estimate: Estimate | None = None
+) -> dict[str, Any]:
     f: Finding = rec.finding
     obj: dict[str, Any] = {
         "dialect": f.dialect,
@@ -44,9 +46,40 @@ def mining_object(rec: MiningRecord, final: bool = False) -> dict[str, Any]:
         obj["shares_accepted"] = f.shares_accepted
         obj["shares_rejected"] = f.shares_rejected
         obj["difficulty"] = f.difficulty
-        obj["hashrate_hs"] = None  # estimated from shares x difficulty: see CHANGELOG
         obj["reported_hashrate_hs"] = f.reported_hashrate_hs
+        obj.update(estimate_fields(estimate))
     return obj
+
+
+def estimate_fields(e: Estimate | None) -> dict[str, Any]:
+    """The flow's estimate: shares x difficulty over time, then x joules per hash."""
+    if e is None:
+        e = Estimate(note="not estimated")
+    interval = None if e.low_hs is None or e.high_hs is None else [e.low_hs, e.high_hs]
+    return {
+        "hashrate_hs": e.hashrate_hs,
+        "hashrate_interval_hs": interval,  # 90% (Garwood, from the share count)
+        "power_w": e.power_w,
+        "estimate_note": e.note,
+    }
+
+
+def estimate_from_fields(mining: dict[str, Any], seconds: float) -> Estimate | None:
+    """The estimate back from a flow event's `mining` object (for reports from event logs).
+
+    `seconds` is the flow's end minus its start; None for events from before estimates.
+    """
+    if "hashrate_hs" not in mining:
+        return None
+    interval = mining.get("hashrate_interval_hs") or (None, None)
+    return Estimate(
+        hashrate_hs=mining["hashrate_hs"],
+        low_hs=interval[0],
+        high_hs=interval[1],
+        power_w=mining.get("power_w"),
+        seconds=seconds,
+        note=mining.get("estimate_note"),
+    )
 
 
 class EveWriter:
@@ -111,7 +144,7 @@ class EveWriter:
             "state": rec.state,
             "reason": rec.reason,
         }
-        event["mining"] = mining_object(m, final=True)
+        event["mining"] = mining_object(m, final=True, estimate=rec.estimate)
         self._write(event)
 
     def node(self, rec: NodeRecord) -> None:

@@ -25,7 +25,6 @@ PREFIX = "minewatch_"
 # The flow table's eviction reasons (sensor.flows.table), present from the
 # first scrape at 0 so that rate() and increase() see the first eviction.
 EVICTION_REASONS = ("idle_timeout", "active_timeout", "table_full")
-NO_ESTIMATOR = " No estimator yet (issue 6): the family has no samples."
 
 
 @dataclass(slots=True)
@@ -81,7 +80,7 @@ class Collector:
 
     def _families(self, view: StateView, health: Health, samples: bool) -> Iterator[Metric]:
         yield from _detection_families(view)
-        yield from _estimate_families()
+        yield from _estimate_families(view)
         yield from _health_families(health, samples)
         if self.state.top_ips:
             yield from _top_families(view, samples)
@@ -121,22 +120,41 @@ def _detection_families(view: StateView) -> Iterator[Metric]:
     )
 
 
-def _estimate_families() -> Iterator[Metric]:
-    yield GaugeMetricFamily(
+def _estimate_families(view: StateView) -> Iterator[Metric]:
+    hashrate = GaugeMetricFamily(
         PREFIX + "estimated_hashrate_hashes_per_second",
-        "Estimated hash rate of the miners seen." + NO_ESTIMATOR,
+        "Estimated hash rate (shares x difficulty) of the mining flows that ended within the"
+        " recent window.",
         labels=["coin", "algorithm"],
     )
-    yield GaugeMetricFamily(
-        PREFIX + "estimated_power_watts",
-        "Estimated power drawn by the miners seen." + NO_ESTIMATOR,
-        labels=["coin"],
+    for (coin, algorithm), value in sorted(view.hashrate.items()):
+        hashrate.add_metric([coin, algorithm], value)
+    yield hashrate
+    yield _by_coin(
+        GaugeMetricFamily(
+            PREFIX + "estimated_power_watts",
+            "Estimated power (hash rate x rules/efficiency.yaml) of the mining flows that ended"
+            " within the recent window; algorithms without a figure add nothing.",
+            labels=["coin"],
+        ),
+        view.power,
     )
-    yield CounterMetricFamily(
-        PREFIX + "estimated_energy_joules",
-        "Estimated energy used by the miners seen." + NO_ESTIMATOR,
-        labels=["coin"],
+    yield _by_coin(
+        CounterMetricFamily(
+            PREFIX + "estimated_energy_joules",
+            "Estimated energy of mining flows: power x duration, counted when a flow ends.",
+            labels=["coin"],
+        ),
+        view.energy,
     )
+
+
+def _by_coin(
+    family: GaugeMetricFamily | CounterMetricFamily, values: Mapping[str, float]
+) -> Metric:
+    for coin, value in sorted(values.items()):
+        family.add_metric([coin], value)
+    return family
 
 
 def _health_families(h: Health, samples: bool) -> Iterator[Metric]:

@@ -21,6 +21,11 @@ A live daemon also hands in interim byte progress of mining flows still open
 then adds only what its progress did not, and the flow event keeps its totals.
 It restores the counters (`restore`) and the miners of the suspect window
 (`restore_miner`) from its last checkpoint, and reads them back (`totals`).
+
+Estimates arrive with flow ends. The hash-rate and power gauges sum the
+estimates of the flows that ended within the suspect window (one per flow);
+the energy counter adds each flow's power times its duration when it ends, so
+in replay it integrates over capture time.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sensor.model import FlowRecord, MiningRecord, NodeRecord
 
@@ -42,6 +47,7 @@ DEFAULT_WINDOW = 900.0  # seconds: the contract's "recent window" of 15 minutes
 
 PoolKey = tuple[str, str, str]  # direction, coin, org_type
 SuspectKey = tuple[str, str, str]  # coin, org_type, region
+RateKey = tuple[str, str]  # coin, algorithm
 
 
 @dataclass(slots=True)
@@ -78,6 +84,17 @@ class StateView:
     node_flows: dict[str, int]  # protocol
     top: list[TopRow]
     top_omitted: int
+    hashrate: dict[RateKey, float] = field(default_factory=dict)
+    power: dict[str, float] = field(default_factory=dict)  # coin
+    energy: dict[str, float] = field(default_factory=dict)  # coin -> joules
+
+
+@dataclass(slots=True)
+class _FlowEstimate:
+    end: float
+    key: RateKey
+    hashrate_hs: float
+    power_w: float | None
 
 
 @dataclass(slots=True)
@@ -128,6 +145,9 @@ class MetricsState:
         # instead of a series that vanishes. Bounded like the labels themselves.
         self._suspect_keys: set[SuspectKey] = set()
         self._top: dict[str, _TopMiner] = {}
+        self._estimates: dict[int, _FlowEstimate] = {}  # flow_id, pruned past the window
+        self._rate_keys: set[RateKey] = set()
+        self._energy: dict[str, float] = {}  # coin -> joules
 
     # -- the Sink protocol ----------------------------------------------------
     def mining(self, rec: MiningRecord) -> None:
@@ -149,6 +169,18 @@ class MetricsState:
             self._add_bytes(mining.miner_ip, coin, org_type, egress, ingress)
             self._open.pop(mining.flow_id, None)
             self._seen(mining, coin, rec.end)
+            self._estimated(rec, coin)
+
+    def _estimated(self, rec: FlowRecord, coin: str) -> None:
+        """Called with the lock held."""
+        e = rec.estimate
+        if e is None or e.hashrate_hs is None:
+            return
+        key = (coin, _label(rec.mining.finding.algorithm))
+        self._rate_keys.add(key)
+        self._estimates[rec.mining.flow_id] = _FlowEstimate(rec.end, key, e.hashrate_hs, e.power_w)
+        if e.power_w is not None:
+            self._energy[coin] = self._energy.get(coin, 0.0) + e.power_w * e.seconds
 
     def progress(self, rec: FlowProgress) -> None:
         """Bytes an open mining flow carried since its last progress (live daemon)."""
@@ -234,7 +266,23 @@ class MetricsState:
                 node_flows=dict(self._node_flows),
                 top=top,
                 top_omitted=omitted,
+                **self._current_estimates(),
             )
+
+    def _current_estimates(self) -> dict[str, dict[Any, float]]:
+        """Called with the lock held: sums of the window's flow estimates, and energy."""
+        hashrate = dict.fromkeys(self._rate_keys, 0.0)
+        power = {coin: 0.0 for coin, _ in self._rate_keys}
+        now = self._now()
+        since = now - self.window if now is not None else float("-inf")
+        for flow_id, e in list(self._estimates.items()):
+            if e.end < since:
+                del self._estimates[flow_id]
+                continue
+            hashrate[e.key] += e.hashrate_hs
+            if e.power_w is not None:
+                power[e.key[0]] += e.power_w
+        return {"hashrate": hashrate, "power": power, "energy": dict(self._energy)}
 
     def _now(self) -> float | None:
         return self._clock() if self._clock is not None else self.newest

@@ -1,8 +1,11 @@
 """The JSON report: who mines, where, how much, over the observed window.
 
 Built from the same records as the events, so `report` over an event log and
-`--report` of a replay agree. Hash rate and power stay null until the
-estimator provides them (the contract's fields are present either way).
+`--report` of a replay agree. Hash rate and power come from the flows'
+estimates (sensor.estimate): a miner's rate is the hashes its flows stand for
+over the span they cover, so sequential reconnects are not counted twice and
+concurrent flows add up. They are sums over what is known: null where no flow
+had an estimate (each flow event's `estimate_note` says why it had none).
 
 Beyond the contract: suspects say whether the miner is in the home network
 (`home`), pools carry the `asn` and `country` of their address when ownership
@@ -13,6 +16,7 @@ never per record.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,8 +24,39 @@ from typing import Any, Protocol
 import orjson
 
 from sensor.attribute.home_net import HomeNet
-from sensor.model import FlowRecord, MiningRecord, NodeRecord
+from sensor.model import Estimate, FlowRecord, MiningRecord, NodeRecord
 from sensor.sinks.events import iso_time
+
+
+@dataclass(slots=True)
+class Rate:
+    """Estimated work of one miner on one coin: hashes and joules over a span."""
+
+    hashes: float = 0.0
+    joules: float = 0.0
+    powered: bool = False  # some flow had a power figure
+    first: float = float("inf")
+    last: float = float("-inf")
+
+    def add(self, e: Estimate, start: float, end: float) -> None:
+        self.hashes += (e.hashrate_hs or 0.0) * e.seconds
+        if e.power_w is not None:
+            self.joules += e.power_w * e.seconds
+            self.powered = True
+        self.first, self.last = min(self.first, start), max(self.last, end)
+
+    @property
+    def span(self) -> float:
+        # To the microsecond, as events carry times (see estimate_flow).
+        return round(self.last - self.first, 6)
+
+    def hashrate_hs(self) -> float:
+        span = self.span
+        return self.hashes / span if span > 0 else 0.0
+
+    def power_w(self) -> float | None:
+        span = self.span
+        return (self.joules / span if span > 0 else 0.0) if self.powered else None
 
 
 @dataclass
@@ -41,6 +76,13 @@ class Suspect:
     flows: int = 0
     egress: int = 0
     ingress: int = 0
+    rates: dict[str | None, Rate] = field(default_factory=dict)  # by coin
+
+    def hashrate_hs(self) -> float | None:
+        return _sum(r.hashrate_hs() for r in self.rates.values())
+
+    def power_w(self) -> float | None:
+        return _sum(r.power_w() for r in self.rates.values())
 
     def add(self, rec: MiningRecord) -> None:
         f = rec.finding
@@ -117,6 +159,14 @@ class ReportBuilder:
         suspect.ingress += rec.bytes_toclient
         suspect.first_seen = min(suspect.first_seen, rec.start)
         suspect.last_seen = max(suspect.last_seen, rec.end)
+        e = rec.estimate
+        if e is None or e.hashrate_hs is None:
+            return  # the flow event's estimate_note says why
+        coin = rec.mining.finding.coin
+        rate = suspect.rates.get(coin)
+        if rate is None:
+            rate = suspect.rates[coin] = Rate()
+        rate.add(e, rec.start, rec.end)
 
     def node(self, rec: NodeRecord) -> None:
         self.node_flows += 1
@@ -140,9 +190,7 @@ class ReportBuilder:
                 "pool_egress_bytes": egress,
                 "pool_ingress_bytes": sum(s.ingress for s in suspects),
                 "pool_egress_mbps": round(egress * 8 / 1e6 / seconds, 6) if seconds else 0.0,
-                "hashrate_hs": None,
-                "power_w": None,
-                "energy_kwh_per_day": None,
+                **_estimate_totals(suspects),
             },
             "by_coin": _by_coin(suspects),
             "by_org_type": _by_org_type(suspects),
@@ -186,8 +234,8 @@ def _suspect_row(s: Suspect, home: bool) -> dict[str, Any]:
         "first_seen": iso_time(s.first_seen),
         "last_seen": iso_time(s.last_seen),
         "pool_egress_bytes": s.egress,
-        "hashrate_hs": None,
-        "power_w": None,
+        "hashrate_hs": s.hashrate_hs(),
+        "power_w": s.power_w(),
         "home": home,
     }
 
@@ -200,8 +248,10 @@ def _by_coin(suspects: list[Suspect]) -> list[dict[str, Any]]:
             row = rows.setdefault(coin, {"coin": coin, "suspect_ips": 0, "pool_egress_bytes": 0})
             row["suspect_ips"] += 1
             row["pool_egress_bytes"] += s.egress
-    for row in rows.values():
-        row.update(hashrate_hs=None, power_w=None)
+    for coin, row in rows.items():
+        rates = [s.rates[coin] for s in suspects if coin in s.rates]
+        row["hashrate_hs"] = _sum(r.hashrate_hs() for r in rates)
+        row["power_w"] = _sum(r.power_w() for r in rates)
     return sorted(rows.values(), key=lambda r: (-r["suspect_ips"], r["coin"] or ""))
 
 
@@ -246,3 +296,18 @@ def _by_org(suspects: list[Suspect]) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda r: (-r["suspect_ips"], r["org"]))
+
+
+def _sum(values: Iterable[float | None]) -> float | None:
+    """The sum of the known values; None when none is known."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _estimate_totals(suspects: list[Suspect]) -> dict[str, float | None]:
+    power = _sum(s.power_w() for s in suspects)
+    return {
+        "hashrate_hs": _sum(s.hashrate_hs() for s in suspects),
+        "power_w": power,
+        "energy_kwh_per_day": power * 24 / 1000 if power is not None else None,
+    }

@@ -233,7 +233,7 @@ def test_estimate_families_are_present_without_samples():
     ):
         assert families[name].type == kind
         assert families[name].samples == []
-        assert "issue 6" in families[name].documentation
+        assert "Estimated" in families[name].documentation
 
 
 def test_health_comes_from_the_snapshot():
