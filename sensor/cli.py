@@ -12,7 +12,7 @@ import sys
 from sensor import __version__, logs
 from sensor.attribute.errors import OwnershipError
 from sensor.capture.errors import CaptureError
-from sensor.commands import ownership, replay, report, rules, run, screen
+from sensor.commands import ownership, replay, report, rules, run, screen, synth
 from sensor.config import ConfigError
 from sensor.rules.errors import RuleError
 from sensor.sinks.webconfig import WebConfigError
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     ownership.add_parser(sub)
     screen.add_parser(sub)
     report.add_parser(sub)
+    synth.add_parser(sub)
     return parser
 
 
