@@ -29,6 +29,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from sensor.sinks.metrics_state import DEFAULT_WINDOW
 from sensor.sinks.web import DEFAULT_LISTEN_ADDRESS, parse_listen_address
 from sensor.sinks.webconfig import parse_duration
+from sensor.yamlnodes import NodeError as _Bad
 
 MAX_WORKERS = 64
 IFNAMSIZ = 16  # Linux interface names are at most 15 bytes
@@ -72,14 +73,6 @@ class DaemonConfig:
     windows: Windows = field(default_factory=Windows)
     checkpoint_interval: float = 2.0
     source: Path | None = None  # the file this came from
-
-
-class _Bad(Exception):
-    """One bad value; the reader adds the file and line."""
-
-    def __init__(self, message: str, node: Node) -> None:
-        super().__init__(message)
-        self.node = node
 
 
 class _Reader:

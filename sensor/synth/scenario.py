@@ -30,6 +30,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from sensor.attribute.vocabulary import ORG_TYPES
 from sensor.config import duration as _duration_node
+from sensor.yamlnodes import NodeError as _Bad
 
 # Dialect -> coins whose hashes-per-share the estimator knows for that dialect.
 DIALECT_COINS = {
@@ -92,12 +93,6 @@ class Scenario:
 
     def pool(self, name: str) -> Pool:
         return next(p for p in self.pools if p.name == name)
-
-
-class _Bad(Exception):
-    def __init__(self, message: str, node: Node) -> None:
-        super().__init__(message)
-        self.node = node
 
 
 class _Reader:
@@ -220,7 +215,7 @@ def _seconds(_r: _Reader, node: Node) -> float:
         return float(value)
     try:
         seconds = _duration_node(node)
-    except Exception:
+    except _Bad:
         raise _Bad("expected a duration such as 600 or 10m", node) from None
     if not seconds > 0:
         raise _Bad("expected a duration above 0", node)
