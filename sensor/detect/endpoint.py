@@ -21,8 +21,17 @@ def match_endpoint(
 ) -> tuple[PoolEndpoint, str | None] | None:
     """The pool entry an address (or its DNS name) belongs to, with the name."""
     host = names.get(ip)
-    entry = _by_name(pools, host, port) or pools.match_ip(ip, port)
+    entry = _by_name(pools, host, port) or _by_address(pools, ip, port)
     return (entry, host) if entry is not None else None
+
+
+def _by_address(pools: PoolIndex, ip: str, port: int) -> PoolEndpoint | None:
+    """The entry an address matches; on a web port only if the entry names that port
+    (or is browser mining): listed hosting addresses also serve ordinary web sites."""
+    entry = pools.match_ip(ip, port)
+    if entry is None or port not in WEB_PORTS or port in entry.ports or entry.kind == "browser":
+        return entry
+    return None
 
 
 def _by_name(pools: PoolIndex, host: str | None, port: int) -> PoolEndpoint | None:

@@ -110,3 +110,19 @@ def test_address_match_keeps_the_dns_name_but_says_how_it_matched() -> None:
 def test_unknown_addresses_are_not_matched() -> None:
     assert match_endpoint(POOLS, HostNames(), "192.0.2.1", 3333) is None
     assert match_endpoint(POOLS, HostNames(), "not-an-address", 3333) is None
+
+
+def test_an_any_port_pool_address_on_a_web_port_is_not_an_endpoint_finding() -> None:
+    import ipaddress
+
+    from sensor.detect.dns import HostNames
+    from sensor.detect.endpoint import endpoint_finding
+    from sensor.rules.model import PoolEndpoint
+    from sensor.rules.pools import PoolIndex
+
+    listed = PoolEndpoint("t.any", "Pool", networks=(ipaddress.ip_network("192.0.2.9/32"),))
+    pools, names = PoolIndex([listed]), HostNames()
+    miner, web, stratum = ("10.0.0.1", 50000), ("192.0.2.9", 443), ("192.0.2.9", 3333)
+    assert endpoint_finding(pools, names, (miner, web), [100, 100]) is None
+    found = endpoint_finding(pools, names, (miner, stratum), [100, 100])
+    assert found is not None and found.dialect == "endpoint"
