@@ -95,11 +95,15 @@ class StratumV1:
         self.pool, self.label = pool, label
         self.login = f"{wallet(pool.coin, label)}.rig{_digest(label, 1)[0]:02d}"
 
-    def handshake(self) -> list[tuple[bool, bytes]]:
+    def _subscribe(self) -> tuple[list[object], list[object]]:
+        """The subscribe params the miner sends and the result the pool answers."""
         agent = _AGENTS[self.pool.coin]
-        subscribed = [[["mining.set_difficulty", "1"], ["mining.notify", "1"]], "08000002", 4]
+        return [agent], [[["mining.set_difficulty", "1"], ["mining.notify", "1"]], "08000002", 4]
+
+    def handshake(self) -> list[tuple[bool, bytes]]:
+        params, subscribed = self._subscribe()
         return [
-            (True, line({"id": 1, "method": "mining.subscribe", "params": [agent]})),
+            (True, line({"id": 1, "method": "mining.subscribe", "params": params})),
             (False, line({"id": 1, "result": subscribed, "error": None})),
             (True, line({"id": 2, "method": "mining.authorize", "params": [self.login, "x"]})),
             (False, _ok(2)),
@@ -143,20 +147,9 @@ class StratumV1:
 class EthereumStratum(StratumV1):
     """NiceHash EthereumStratum/1.0.0: subscribe names the protocol, notify seed/header."""
 
-    def handshake(self) -> list[tuple[bool, bytes]]:
+    def _subscribe(self) -> tuple[list[object], list[object]]:
         agent, proto = _AGENTS["eth"], "EthereumStratum/1.0.0"
-        subscribed = [["mining.notify", hexdata(f"{self.label}/sub", 8), proto], "a2eea0"]
-        return [
-            (True, line({"id": 1, "method": "mining.subscribe", "params": [agent, proto]})),
-            (False, line({"id": 1, "result": subscribed, "error": None})),
-            (True, line({"id": 2, "method": "mining.authorize", "params": [self.login, "x"]})),
-            (False, _ok(2)),
-            (
-                False,
-                line({"id": None, "method": "mining.set_difficulty", "params": [self._diff()]}),
-            ),
-            (False, self.job(0)),
-        ]
+        return [agent, proto], [["mining.notify", hexdata(f"{self.label}/sub", 8), proto], "a2eea0"]
 
     def job(self, n: int) -> bytes:
         seed = hexdata(f"{self.pool.name}/seed", 32)
