@@ -96,6 +96,10 @@ class Finding:
     shares: int = 0
     shares_accepted: int = 0
     shares_rejected: int = 0
+    # Sums over shares of the difficulty in force for each one's job (vardiff-proof
+    # work): submitted and accepted. None where the detector does not keep them.
+    submitted_work: float | None = None
+    accepted_work: float | None = None
     reported_hashrate_hs: float | None = None
 
     @property
@@ -211,3 +215,7 @@ class FlowProgress:
     org_type: str | None
     egress: int  # miner -> pool, since the last progress
     ingress: int
+    algorithm: str | None = None
+    # The flow's estimate to date (its shares so far over its time so far), so that
+    # the hash-rate and power gauges follow a long flow instead of waiting for its end.
+    estimate: Estimate | None = None

@@ -238,6 +238,12 @@ class Pipeline:
                 continue
             miner_ip = flow.endpoint(miner)[0]
             owner = self.records.owner(miner_ip)
+            # The detectors' current finding has the shares so far; the reported one
+            # keeps the side and coin the mining event named.
+            current = flow.inspector.finding if flow.inspector is not None else None
+            if current is None or current.miner_side is not miner:
+                current = finding
+            estimate = self.records.estimate(flow, current)
             out.append(
                 FlowProgress(
                     flow.id,
@@ -247,6 +253,8 @@ class Pipeline:
                     owner.type,
                     egress - counted.egress,
                     ingress - counted.ingress,
+                    algorithm=current.algorithm or finding.algorithm,
+                    estimate=estimate,
                 )
             )
             counted.egress, counted.ingress = egress, ingress

@@ -14,7 +14,7 @@ from sensor.detect.dns import HostNames
 from sensor.detect.inspector import DetectContext
 from sensor.estimate import EfficiencyTable, estimate_flow
 from sensor.flows.flow import Flow
-from sensor.model import Attribution, Finding, FlowRecord, MiningRecord, NodeRecord, Side
+from sensor.model import Attribution, Estimate, Finding, FlowRecord, MiningRecord, NodeRecord, Side
 
 MAX_CACHED_OWNERS = 100_000
 
@@ -108,6 +108,13 @@ class RecordBuilder:
             reason=reason,
             estimate=estimate_flow(finding, flow.start, flow.last, self._efficiency),
         )
+
+    def estimate(self, flow: Flow, finding: Finding) -> Estimate:
+        """An open flow's estimate to date, for its progress records (live daemon)."""
+        pool_ip, pool_port = flow.endpoint(finding.miner_side.other)
+        host = self._named.get(flow.id) or finding.host
+        self._complete_coin(finding, host, pool_ip, pool_port)
+        return estimate_flow(finding, flow.start, flow.last, self._efficiency)
 
     def node(self, flow: Flow, protocol: str, ts: float) -> NodeRecord:
         (src, sport), (dst, dport) = flow.endpoint(Side.ORIG), flow.endpoint(Side.RESP)

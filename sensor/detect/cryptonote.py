@@ -154,13 +154,15 @@ class CryptoNoteDetector(JsonDialect):
         ):
             return None  # a bare login that points at Grin is the Grin detector's
         coin, algorithm = self._coin_algorithm()
-        return replace(
-            draft,
-            confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,
-            miner_side=self._miner,
-            evidence=list(draft.evidence),
-            coin=coin,
-            algorithm=algorithm,
+        return self._finish(
+            replace(
+                draft,
+                confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,
+                miner_side=self._miner,
+                evidence=list(draft.evidence),
+                coin=coin,
+                algorithm=algorithm,
+            )
         )
 
     # -- requests and notifications ------------------------------------------------
@@ -177,6 +179,8 @@ class CryptoNoteDetector(JsonDialect):
             return
         self._ledger.request(side, obj)
         self._note(method)
+        if method in self._rule.share_methods:
+            self._book.submit(obj.get("id"), obj["params"].get("job_id"))
 
     def _handle(self, side: Side, method: str, params: Any) -> bool | None:
         """True: CryptoNote-shaped and taken in; False: off-shape; None: cannot judge."""
@@ -197,7 +201,7 @@ class CryptoNoteDetector(JsonDialect):
         self._strong = self._answered = True
         difficulty = target_difficulty(job.get("target"))
         if difficulty is not None:
-            self._draft.difficulty = difficulty
+            self._difficulty(difficulty, job.get("job_id"))
         self._job_algo = algorithm_name(job.get("algo")) or self._job_algo
         return True
 
@@ -237,10 +241,7 @@ class CryptoNoteDetector(JsonDialect):
             return
         failed = obj.get("error") not in (None, False)
         if method in self._rule.share_methods:
-            if failed or not _share_ok(result):
-                self._draft.shares_rejected += 1
-            else:
-                self._draft.shares_accepted += 1
+            self._tally(obj.get("id"), not failed and _share_ok(result))
         if not failed and result is not None and self._rule.confirm_on_result:
             self._answered = True
 

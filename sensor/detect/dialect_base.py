@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sensor.detect.jsonrpc import RpcLedger
+from sensor.detect.shares import ShareBook
 from sensor.model import Confidence, Finding, Side
 from sensor.rules.model import CoinHints, DialectRule
 
@@ -27,6 +28,26 @@ class JsonDialect:
         self._declined = False
         self._miner: Side | None = None
         self._answered = False  # the pool answered in protocol
+        self._book = ShareBook()  # what each share is worth, job by job
+
+    def _difficulty(self, value: float, job_id: object = None) -> None:
+        """A job (or a bare target) with its own difficulty."""
+        self._draft.difficulty = value
+        self._book.job(job_id, value)
+
+    def _tally(self, request_id: object, accepted: bool) -> None:
+        """The pool answered a share: accepted or rejected."""
+        if accepted:
+            self._draft.shares_accepted += 1
+            self._book.accepted_share(request_id)
+        else:
+            self._draft.shares_rejected += 1
+            self._book.rejected_share(request_id)
+
+    def _finish(self, finding: Finding) -> Finding:
+        """`finding` with the flow's share work sums (see sensor.detect.shares)."""
+        finding.submitted_work, finding.accepted_work = self._book.work()
+        return finding
 
     @property
     def declined(self) -> bool:

@@ -116,19 +116,21 @@ class EthProxyDetector(JsonDialect):
         hint = self._coins.for_wallet(draft.login)
         if hint is not None and hint.algorithm not in ETHASH_FAMILY:
             hint = None  # NiceHash pays Ethash work to a BTC address: the wallet names no coin
-        return replace(
-            draft,
-            confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,
-            miner_side=self._miner,
-            evidence=list(draft.evidence),
-            coin=hint.coin if hint is not None else self._rule.coin,
-            algorithm=hint.algorithm if hint is not None else self._rule.algorithm,
+        return self._finish(
+            replace(
+                draft,
+                confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,
+                miner_side=self._miner,
+                evidence=list(draft.evidence),
+                coin=hint.coin if hint is not None else self._rule.coin,
+                algorithm=hint.algorithm if hint is not None else self._rule.algorithm,
+            )
         )
 
     # -- requests ------------------------------------------------------------------
 
     def _on_request(self, side: Side, method: str, obj: dict[str, Any]) -> None:
-        params = obj.get("params")
+        params: Any = obj.get("params")
         if method not in self._rule.client_methods or not self._shaped(method, params):
             self._contrary()
             return
@@ -138,6 +140,7 @@ class EthProxyDetector(JsonDialect):
             self._on_login(params, obj.get("worker"))
         elif method in self._rule.share_methods:
             self._draft.shares += 1
+            self._book.submit(obj.get("id"), params[1].lower())  # [nonce, header, mix digest]
         elif method == SUBMIT_HASHRATE:
             self._draft.reported_hashrate_hs = float(_hashrate(params) or 0)
         self._ledger.request(side, obj)
@@ -166,29 +169,27 @@ class EthProxyDetector(JsonDialect):
 
     def _on_response(self, side: Side, obj: dict[str, Any]) -> None:
         method = self._ledger.answered(side, obj)
-        result = obj.get("result")
+        result: Any = obj.get("result")
         target = work_target(result)
         if method is None:
             # Work the pool pushed (or answered to a request we missed).
             if target is not None and target < _MAX_PUSHED_TARGET and self._claim(side.other):
-                self._on_work(target)
+                self._on_work(target, result[0].lower())
                 self._note(WORK_PUSH)
             return
         if self._miner != side.other:
             return
         failed = obj.get("error") not in (None, False)
         if method in self._rule.share_methods:
-            if failed or result is not True:
-                self._draft.shares_rejected += 1
-            else:
-                self._draft.shares_accepted += 1
+            self._tally(obj.get("id"), not failed and result is True)
         elif method == GET_WORK and target is not None:
-            self._on_work(target)
+            self._on_work(target, result[0].lower())
         elif result is True and self._rule.confirm_on_result:
             self._answered = True
 
-    def _on_work(self, target: int) -> None:
+    def _on_work(self, target: int, header: Any) -> None:
+        """Work [header, seed, target, ...]: the header names the job a submit answers."""
         self._answered = True
         difficulty = target_difficulty(target)
         if difficulty is not None:
-            self._draft.difficulty = difficulty
+            self._difficulty(difficulty, header)

@@ -127,13 +127,15 @@ class GrinDetector(JsonDialect):
             return None
         draft = self._draft
         coin, algorithm = self._coin_algorithm()
-        return replace(
-            draft,
-            confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,
-            miner_side=self._miner,
-            evidence=list(draft.evidence),
-            coin=coin,
-            algorithm=algorithm,
+        return self._finish(
+            replace(
+                draft,
+                confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,
+                miner_side=self._miner,
+                evidence=list(draft.evidence),
+                coin=coin,
+                algorithm=algorithm,
+            )
         )
 
     def _grin_login(self) -> bool:
@@ -144,7 +146,7 @@ class GrinDetector(JsonDialect):
     # -- requests and notifications ------------------------------------------------
 
     def _on_request(self, side: Side, method: str, obj: dict[str, Any]) -> None:
-        params = obj.get("params")
+        params: Any = obj.get("params")
         if _cryptonote_shaped(method, params):
             self._declined = True
             return
@@ -156,6 +158,8 @@ class GrinDetector(JsonDialect):
             return
         self._ledger.request(side, obj)
         self._note(method)
+        if method in self._rule.share_methods:
+            self._book.submit(obj.get("id"), params.get("job_id"))
 
     def _handle(self, side: Side, method: str, params: Any) -> bool | None:
         """True: Grin-shaped and taken in; False: off-shape; None: too generic to judge."""
@@ -175,7 +179,7 @@ class GrinDetector(JsonDialect):
 
     def _on_job(self, params: Any) -> bool:
         self._strong = self._answered = True
-        self._set_difficulty(params.get("difficulty"))
+        self._set_difficulty(params.get("difficulty"), params.get("job_id"))
         return True
 
     def _on_login(self, params: dict[str, Any]) -> bool:
@@ -211,19 +215,17 @@ class GrinDetector(JsonDialect):
         if method is None or self._miner != side.other:
             return  # the request was never seen, or Grin was not seen yet
         failed = obj.get("error") is not None
-        if asked in self._rule.share_methods:  # only shares we saw submitted are tallied
-            if failed:
-                self._draft.shares_rejected += 1
-            elif _accepted(result):
-                self._draft.shares_accepted += 1
+        # Only shares we saw submitted are tallied.
+        if asked in self._rule.share_methods and (failed or _accepted(result)):
+            self._tally(obj.get("id"), not failed)
         if not failed and result is not None and self._rule.confirm_on_result:
             self._answered = True
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _set_difficulty(self, value: Any) -> None:
+    def _set_difficulty(self, value: Any, job_id: Any) -> None:
         if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-            self._draft.difficulty = float(value)
+            self._difficulty(float(value), job_id)
 
     def _coin_algorithm(self) -> tuple[str | None, str | None]:
         hint = self._coins.for_wallet(self._draft.login)

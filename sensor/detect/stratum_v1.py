@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from sensor.detect.base import JsonMessage, Message, response_ok, split_login
 from sensor.detect.jsonrpc import RpcLedger
+from sensor.detect.shares import ShareBook
 from sensor.detect.stratum_shapes import (
     NO_SHAPE,
     NOTIFY_SHAPES,
@@ -86,6 +87,14 @@ def _in_family(method: str) -> bool:
     return method.startswith(_FAMILY_PREFIXES) or method in _EXTRANONCE_METHODS
 
 
+def _target_of(params: Any, obj: dict[str, Any]) -> Any:
+    if isinstance(params, list):
+        return params[0] if params else None
+    if isinstance(params, dict):
+        return params.get("target")
+    return obj["body"].get("target")  # FishHash carries it in a body
+
+
 def _kadena_login(login: str | None) -> bool:
     # Kadena logins are public keys (64 hex) or k: accounts; Kadena also uses set_target.
     if not login:
@@ -125,6 +134,7 @@ class StratumSession:
     shares: int = 0
     shares_accepted: int = 0
     shares_rejected: int = 0
+    book: ShareBook = field(default_factory=ShareBook)
     _vocabulary: frozenset[str] = field(init=False, repr=False, default=frozenset())
     _last_probe: str | None = field(init=False, repr=False, default=None)
 
@@ -224,8 +234,15 @@ class StratumSession:
             self.login = _text(params[0]) or self.login
         elif method in self.rule.share_methods:
             self.shares += 1
+            self.book.submit(obj.get("id"), self._job_of(params))
             if self.login is None and isinstance(params, list):
                 self.login = _text(params[0])  # mid-session: the worker name submits carry
+
+    def _job_of(self, params: Any) -> Any:
+        """The job a submit names: [worker, job, ...], or EthereumStratum/2.0.0 [job, ...]."""
+        if isinstance(params, list):
+            return params[0] if self._hello_seen() else params[1]
+        return params.get("jobId") if isinstance(params, dict) else None
 
     def _hello_seen(self) -> bool:
         # After mining.hello, subscribe carries a session id, not the agent.
@@ -246,12 +263,20 @@ class StratumSession:
             return
         self._saw(method)
         self.pool_spoke = True
+        if method == "mining.notify" and isinstance(params, list):
+            self.book.job(params[0])
+            return
         if method == "mining.set_difficulty" and isinstance(params, list) and params[0] > 0:
-            self.difficulty = float(params[0])
-        elif method == "mining.set_target":
-            target = params[0] if isinstance(params, list) else obj["body"].get("target")
-            if isinstance(target, str):
-                self.difficulty = target_to_difficulty(target) or self.difficulty
+            difficulty: float | None = float(params[0])
+        elif method == "mining.set_target" or method == "mining.set":
+            # EthereumStratum/2.0.0 sends its boundary in `mining.set {target}`.
+            target = _target_of(params, obj)
+            difficulty = target_to_difficulty(target) if isinstance(target, str) else None
+        else:
+            return
+        if difficulty is not None:
+            self.difficulty = difficulty
+            self.book.difficulty(difficulty)
 
     def _extra(self, side: Side, method: str, params: Any) -> None:
         """Tolerated foreign requests: only the miner's own hashrate report is kept."""
@@ -275,8 +300,10 @@ class StratumSession:
         if method in self.rule.share_methods:
             if ok and obj.get("result") is not False:
                 self.shares_accepted += 1
+                self.book.accepted_share(obj.get("id"))
             else:
                 self.shares_rejected += 1
+                self.book.rejected_share(obj.get("id"))
         if ok and self.rule.confirm_on_result:
             self.pool_spoke = True
 
@@ -285,6 +312,7 @@ class StratumSession:
         assert self.miner_side is not None  # set with the first evidence
         wallet, worker = split_login(self.login)
         confirmed = self.pool_spoke or self.shares > 0
+        submitted_work, accepted_work = self.book.work()
         return Finding(
             dialect=self.rule.dialect,
             confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,
@@ -302,6 +330,8 @@ class StratumSession:
             shares=self.shares,
             shares_accepted=self.shares_accepted,
             shares_rejected=self.shares_rejected,
+            submitted_work=submitted_work,
+            accepted_work=accepted_work,
             reported_hashrate_hs=self.reported_hashrate_hs,
         )
 

@@ -66,6 +66,24 @@ def test_rate_uses_accepted_shares_over_the_seconds():
     assert (e.seconds, e.note, e.power_w) == (100.0, None, None)
 
 
+def test_vardiff_work_weighs_each_share_by_its_difficulty():
+    # 10 accepted shares: 4 at difficulty 1024, then 6 after a retarget to 4096.
+    f = finding("stratum-v1", "sha256d", 4096.0, shares=10, shares_accepted=10)
+    f.accepted_work = f.submitted_work = 4 * 1024 + 6 * 4096
+    e = estimate_hashrate(f, 100.0)
+    assert e.hashrate_hs == pytest.approx((4 * 1024 + 6 * 4096) * TWO_32 / 100)
+    assert e.low_hs is not None and e.high_hs is not None
+    mean = (4 * 1024 + 6 * 4096) / 10 * TWO_32 / 100  # the count's interval at the mean
+    low, high = poisson_interval(10)
+    assert (e.low_hs, e.high_hs) == (pytest.approx(low * mean), pytest.approx(high * mean))
+
+
+def test_submitted_work_counts_when_nothing_was_accepted():
+    f = finding("cryptonote", "randomx", 9000.0, shares=3)
+    f.submitted_work = 1000.0 + 2000.0 + 9000.0
+    assert estimate_hashrate(f, 12.0).hashrate_hs == pytest.approx(12000.0 / 12)
+
+
 def test_rate_falls_back_to_submitted_shares():
     # ethproxy pools often answer submits with bare `true`s the detector cannot pair
     e = estimate_hashrate(finding("ethproxy", "ethash", 4e9, shares=30), 60.0)
