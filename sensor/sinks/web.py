@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import gzip
 import hashlib
 import hmac
@@ -28,6 +29,7 @@ import socketserver
 import ssl
 import threading
 import time
+import weakref
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -299,6 +301,14 @@ def _same_name(name: str, want: str) -> bool:
         return False
 
 
+def _close_in_child(server: weakref.ref[MetricsServer]) -> None:
+    """A forked capture worker must not hold the listening socket: the port would
+    stay taken (and the worker reachable) after the daemon itself is gone."""
+    alive = server()
+    if alive is not None:
+        alive._server.socket.close()
+
+
 class MetricsServer:
     """Serves `/` and `/metrics` from `registry` in a daemon thread, from start() to stop().
 
@@ -318,6 +328,7 @@ class MetricsServer:
             host, port = address
             raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
         self._thread: threading.Thread | None = None
+        os.register_at_fork(after_in_child=functools.partial(_close_in_child, weakref.ref(self)))
 
     @property
     def address(self) -> tuple[str, int]:

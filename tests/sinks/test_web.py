@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import http.client
+import os
 import shutil
 import socket
 import ssl
@@ -288,3 +289,22 @@ def test_the_default_address_is_loopback_outside_the_exporter_port_range():
     host, port = parse_listen_address(DEFAULT_LISTEN_ADDRESS)
     assert host == "127.0.0.1"
     assert not 9100 <= port <= 9999
+
+
+def test_a_forked_worker_does_not_hold_the_listening_socket(exporter):
+    with serving(exporter) as server:
+        fd = server._server.socket.fileno()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report whether the listener's descriptor is still open
+            try:
+                os.fstat(fd)
+                os.write(write_end, b"open")
+            except OSError:
+                os.write(write_end, b"closed")
+            os._exit(0)
+        os.close(write_end)
+        _, status = os.waitpid(pid, 0)
+        assert os.read(read_end, 16) == b"closed" and status == 0
+        os.close(read_end)
+        assert fetch(server.url + "metrics")[0] == 200  # the parent still serves
