@@ -10,13 +10,12 @@ import random
 import struct
 from collections.abc import Iterator
 
-from sensor.synth.population import Miner
-from sensor.synth.sessions import hexdata, script
+from sensor.synth.population import Job, Miner
+from sensor.synth.sessions import Script, hexdata, script
+from sensor.synth.timing import RTT_US
 from sensor.synth.wire import TcpConversation, udp
 from sensor.synth.writer import Record
 
-RTT_US = 20_000  # pool round trip: an answer comes this long after its request
-JOB_EVERY_US = 60_000_000  # a new job each minute also keeps the flow from going idle
 RESOLVER = ("192.0.2.53", 53)
 _BG_SERVERS = 0xC6120000  # 198.18.0.0/15, the benchmarking range: no pool lives there
 
@@ -51,22 +50,27 @@ def miner_frames(miner: Miner) -> Iterator[Record]:
         for frame in tcp.send(from_client, payload):
             yield clock.at(t), frame
         t += RTT_US // 2
-    job, next_job = 0, miner.start_us + JOB_EVERY_US
-    for n, submit_at in enumerate(miner.shares):
-        while next_job <= submit_at:
-            job += 1
-            yield clock.at(next_job), tcp.send(False, talk.job(job))[0]
-            next_job += JOB_EVERY_US
-        yield clock.at(submit_at), tcp.send(True, talk.submit(n, job))[0]
+    jobs, k = miner.jobs, 1  # job 0 came with the handshake
+    for n, (submit_at, named) in enumerate(zip(miner.shares, miner.named, strict=True)):
+        while k < len(jobs) and jobs[k].at_us <= submit_at:
+            yield from _job(tcp, talk, clock, k, jobs[k])
+            k += 1
+        yield clock.at(submit_at), tcp.send(True, talk.submit(n, named))[0]
         yield clock.at(submit_at + RTT_US), tcp.send(False, talk.accept(n))[0]
-    while next_job < miner.end_us - RTT_US:
-        job += 1
-        yield clock.at(next_job), tcp.send(False, talk.job(job))[0]
-        next_job += JOB_EVERY_US
+    for rest in range(k, len(jobs)):
+        yield from _job(tcp, talk, clock, rest, jobs[rest])
     fin, fin_ack, last = tcp.close()
     yield clock.at(miner.end_us - RTT_US), fin
     yield clock.at(miner.end_us - RTT_US // 2), fin_ack
     yield clock.at(miner.end_us), last
+
+
+def _job(tcp: TcpConversation, talk: Script, clock: _Clock, n: int, job: Job) -> Iterator[Record]:
+    """A new job; at a retarget, the new difficulty first (or the new target in the job)."""
+    messages = talk.retarget(n, job.difficulty) if job.retarget else [talk.job(n)]
+    for message in messages:
+        for frame in tcp.send(False, message):
+            yield clock.at(job.at_us), frame
 
 
 def dns_query(qid: int, name: str) -> bytes:

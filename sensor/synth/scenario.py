@@ -2,17 +2,20 @@
 
     seed: 7                 duration: 10m            start: 1767225600   vlan: 100
     background: {flows: 200}
+    share_timing: poisson   # or regular; a miner group may override it
     pools:
       - {name: btc-a, ip: 198.51.100.10, port: 3333, host: btc.pool.example,
-         coin: btc, dialect: stratum-v1, difficulty: 65536}
+         coin: btc, dialect: stratum-v1, difficulty: 65536,
+         vardiff: {target: 10s, every: 2m}}   # optional: retarget each miner
     organisations:
       - name: Suzhou University
         org_type: education
         region: Suzhou
         prefix: 10.1.0.0/24
         vlan: 101            # optional, overrides the scenario's
-        miners: [{count: 3, pool: btc-a, hashrate: 100 TH/s}]
+        miners: [{count: 3, pool: btc-a, hashrate: 100 TH/s, share_timing: regular}]
 
+`share_timing` and `vardiff` are explained in sensor/synth/timing.py.
 Unknown keys and bad values are errors naming the file and line, found all at
 once, as for the daemon config: a scenario is a test's input, and a typo that
 silently changed the population would make its ground truth wrong.
@@ -38,6 +41,9 @@ DIALECT_COINS = {
     "ethereum-stratum": frozenset({"eth"}),
     "cryptonote": frozenset({"xmr"}),
 }
+# Dialects whose pools can retarget (set_difficulty / a job with a new target).
+VARDIFF_DIALECTS = frozenset({"stratum-v1", "ethereum-stratum", "cryptonote"})
+SHARE_TIMINGS = ("poisson", "regular")
 _UNITS = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15, "e": 1e18}
 DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -51,14 +57,23 @@ class ScenarioError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Vardiff:
+    """A pool's difficulty retargeting: aim at one share per `target` s, look every `every` s."""
+
+    target: float
+    every: float
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     name: str
     ip: str
     port: int
     coin: str
     dialect: str
-    difficulty: float
+    difficulty: float  # every miner's starting difficulty (its only one without vardiff)
     host: str | None = None
+    vardiff: Vardiff | None = None
     line: int = field(default=0, compare=False)  # where it was declared, for errors
 
 
@@ -67,6 +82,7 @@ class MinerGroup:
     pool: str
     count: int
     hashrate: float  # hashes per second of each miner
+    share_timing: str | None = None  # None: the scenario's
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +105,7 @@ class Scenario:
     start: float = DEFAULT_START
     vlan: int | None = None
     background_flows: int = 0
+    share_timing: str = "poisson"
     source: Path | None = None
 
     def pool(self, name: str) -> Pool:
@@ -222,6 +239,18 @@ def _seconds(_r: _Reader, node: Node) -> float:
     return seconds
 
 
+def _vardiff(r: _Reader, node: Node, where: str) -> Vardiff | None:
+    parsers = {"target": _seconds, "every": _seconds}
+    got = r.mapping(node, where, parsers, ("target", "every"))
+    if got is None:
+        return None
+    if got["every"] < got["target"]:
+        # Fewer than one share expected per period: every retarget would be a guess.
+        r.problem(f"{where}every ({got['every']:g}s) is shorter than target", node)
+        return None
+    return Vardiff(**got)
+
+
 def _pool(r: _Reader, node: Node, where: str) -> Pool | None:
     parsers = {
         "name": _string,
@@ -231,6 +260,7 @@ def _pool(r: _Reader, node: Node, where: str) -> Pool | None:
         "coin": _string,
         "dialect": _choice(DIALECT_COINS),
         "difficulty": _positive,
+        "vardiff": lambda r, n: _vardiff(r, n, f"{where}vardiff: "),
     }
     got = r.mapping(node, where, parsers, ("name", "ip", "port", "coin", "dialect", "difficulty"))
     if got is None:
@@ -239,11 +269,19 @@ def _pool(r: _Reader, node: Node, where: str) -> Pool | None:
         coins = ", ".join(sorted(DIALECT_COINS[got["dialect"]]))
         r.problem(f"{where}coin {got['coin']!r} not made for {got['dialect']} ({coins})", node)
         return None
+    if got.get("vardiff") and got["dialect"] not in VARDIFF_DIALECTS:
+        r.problem(f"{where}vardiff: {got['dialect']} has no way to retarget", node)
+        return None
     return Pool(**got, line=node.start_mark.line + 1)
 
 
 def _group(r: _Reader, node: Node, where: str) -> MinerGroup | None:
-    parsers = {"pool": _string, "count": _int(1, 1_000_000), "hashrate": hashrate}
+    parsers = {
+        "pool": _string,
+        "count": _int(1, 1_000_000),
+        "hashrate": hashrate,
+        "share_timing": _choice(SHARE_TIMINGS),
+    }
     got = r.mapping(node, where, parsers, ("pool", "hashrate"))
     return None if got is None else MinerGroup(**{"count": 1, **got})
 
@@ -272,6 +310,7 @@ _TOP = {
     "start": _positive,
     "vlan": _int(1, 4094),
     "background": _background,
+    "share_timing": _choice(SHARE_TIMINGS),
     "pools": lambda r, n: r.items(n, "pools", _pool),
     "organisations": lambda r, n: r.items(n, "organisations", _organisation),
 }

@@ -1,4 +1,4 @@
-"""What miners and pools say, per dialect: handshake, jobs, share submits and answers.
+"""What miners and pools say, per dialect: handshake, jobs, retargets, submits and answers.
 
 Each script is sans-I/O: it returns JSON lines as bytes and knows how many
 hashes one share stands for, in the unit the estimator uses
@@ -60,15 +60,24 @@ def cryptonote_target(difficulty: float) -> str:
     return max(1, round(_U64 / difficulty)).to_bytes(8, "little").hex()
 
 
-def hashes_per_share(pool: Pool) -> float:
-    """Expected hashes behind one share at the pool's difficulty, as the estimator counts."""
-    if pool.dialect == "stratum-v1":
-        return pool.difficulty * _V1_UNIT[pool.coin]
-    if pool.dialect == "ethereum-stratum":
-        return pool.difficulty * TWO_32
-    hexed = cryptonote_target(pool.difficulty)
+def hashes_per_share(dialect: str, coin: str, difficulty: float) -> float:
+    """Expected hashes behind one share at `difficulty`, as the estimator counts them.
+
+    CryptoNote counts the target actually written (a rounded 32- or 64-bit
+    value), since that, not the declared difficulty, is what the estimator reads.
+    """
+    if dialect == "stratum-v1":
+        return difficulty * _V1_UNIT[coin]
+    if dialect == "ethereum-stratum":
+        return difficulty * TWO_32
+    hexed = cryptonote_target(difficulty)
     top = _U32 if len(hexed) == 8 else _U64
     return top / int.from_bytes(bytes.fromhex(hexed), "little")
+
+
+def _json_number(value: float) -> float | int:
+    """A difficulty as pools write it: whole numbers without a fraction."""
+    return int(value) if value.is_integer() else value
 
 
 def line(obj: object) -> bytes:
@@ -84,6 +93,7 @@ class Script(Protocol):
 
     def handshake(self) -> list[tuple[bool, bytes]]: ...
     def job(self, n: int) -> bytes: ...
+    def retarget(self, n: int, difficulty: float) -> list[bytes]: ...
     def submit(self, n: int, job: int) -> bytes: ...
     def accept(self, n: int) -> bytes: ...
 
@@ -107,16 +117,17 @@ class StratumV1:
             (False, line({"id": 1, "result": subscribed, "error": None})),
             (True, line({"id": 2, "method": "mining.authorize", "params": [self.login, "x"]})),
             (False, _ok(2)),
-            (
-                False,
-                line({"id": None, "method": "mining.set_difficulty", "params": [self._diff()]}),
-            ),
+            (False, self._set_difficulty(self.pool.difficulty)),
             (False, self.job(0)),
         ]
 
-    def _diff(self) -> float | int:
-        d = self.pool.difficulty
-        return int(d) if d.is_integer() else d
+    def _set_difficulty(self, difficulty: float) -> bytes:
+        params = [_json_number(difficulty)]
+        return line({"id": None, "method": "mining.set_difficulty", "params": params})
+
+    def retarget(self, n: int, difficulty: float) -> list[bytes]:
+        """A new difficulty, then a job to apply it to: it counts from the next notify on."""
+        return [self._set_difficulty(difficulty), self.job(n)]
 
     def job(self, n: int) -> bytes:
         coinb1 = (
@@ -166,7 +177,10 @@ class EthereumStratum(StratumV1):
 
 
 class CryptoNote:
-    """XMRig: login (agent, algo list, rig id), pushed jobs, submits answered with status OK."""
+    """XMRig: login (agent, algo list, rig id), pushed jobs, submits answered with status OK.
+
+    The pool's current target is state: after a retarget, later jobs carry the new one.
+    """
 
     def __init__(self, pool: Pool, label: str) -> None:
         self.pool, self.label = pool, label
@@ -195,6 +209,11 @@ class CryptoNote:
 
     def job(self, n: int) -> bytes:
         return line({"jsonrpc": "2.0", "method": "job", "params": self._job(n)})
+
+    def retarget(self, n: int, difficulty: float) -> list[bytes]:
+        """CryptoNote has no set_difficulty: the new target rides on a new job."""
+        self.target = cryptonote_target(difficulty)
+        return [self.job(n)]
 
     def submit(self, n: int, job: int) -> bytes:
         params = {

@@ -29,13 +29,12 @@ def _pool(dialect: str, coin: str, difficulty: float) -> Pool:
 def test_hashes_per_share_agree_with_estimator(
     dialect: str, coin: str, algorithm: str, difficulty: float
 ) -> None:
-    pool = _pool(dialect, coin, difficulty)
     seen = difficulty
     if dialect == "cryptonote":  # the detector reads the difficulty back from the target
         seen = target_difficulty(cryptonote_target(difficulty))
         assert seen == pytest.approx(difficulty, rel=1e-3)
     expected, note = estimator_hashes(dialect, algorithm, seen)
-    assert note is None and hashes_per_share(pool) == expected
+    assert note is None and hashes_per_share(dialect, coin, difficulty) == expected
 
 
 @pytest.mark.parametrize("dialect", ["stratum-v1", "ethereum-stratum", "cryptonote"])
@@ -48,6 +47,27 @@ def test_every_message_is_one_json_line(dialect: str) -> None:
         json.loads(line)
     submit, accept = json.loads(talk.submit(5, 1)), json.loads(talk.accept(5))
     assert submit["method"] in ("mining.submit", "submit") and submit["id"] == accept["id"]
+
+
+@pytest.mark.parametrize(("dialect", "coin"), [("stratum-v1", "btc"), ("ethereum-stratum", "eth")])
+def test_stratum_retarget_is_set_difficulty_then_a_clean_job(dialect: str, coin: str) -> None:
+    talk = script(_pool(dialect, coin, 1024.0), "p/10.0.0.1")
+    handshake_difficulty = [json.loads(p) for _, p in talk.handshake()][-2]
+    assert handshake_difficulty["params"] == [1024]  # whole numbers written without a fraction
+    set_difficulty, notify = (json.loads(m) for m in talk.retarget(7, 2.0**-3))
+    assert set_difficulty == {"id": None, "method": "mining.set_difficulty", "params": [0.125]}
+    assert notify["method"] == "mining.notify" and notify["params"][-1] is True
+    assert json.loads(talk.job(7)) == notify  # the job the submits then name
+
+
+def test_cryptonote_retarget_is_a_job_with_the_new_target() -> None:
+    talk = script(_pool("cryptonote", "xmr", 5000.0), "p/10.0.0.1")
+    login = json.loads(talk.handshake()[1][1])
+    assert login["result"]["job"]["target"] == cryptonote_target(5000.0)
+    (message,) = talk.retarget(3, 80000.0)
+    job = json.loads(message)["params"]
+    assert job["job_id"] == "700003" and job["target"] == cryptonote_target(80000.0)
+    assert json.loads(talk.job(4))["params"]["target"] == job["target"]  # it stays
 
 
 def test_wallet_shapes() -> None:
