@@ -208,10 +208,12 @@ class Outputs:
         if self.state is None:
             return
         saved = self.state.restore()
-        self.exporter.state.restore(totals_from(saved.counters))
+        metrics = self.exporter.state
+        metrics.restore(totals_from(saved.counters))
+        metrics.restore_estimates(saved.estimates)
         self.health.base = health_from(saved.counters)
         for suspect, _shares in saved.suspects:
-            self.exporter.state.restore_miner(
+            metrics.restore_miner(
                 suspect.ip, suspect.org_type, suspect.region, suspect.coins, suspect.last_seen
             )
         self.started = self.state.started = saved.started or self.started
@@ -247,7 +249,9 @@ class Outputs:
         if self.state is None:
             return
         try:
-            self.state.checkpoint(counters_of(self.exporter.state.totals(), self.health()))
+            metrics = self.exporter.state
+            counters = counters_of(metrics.totals(), self.health())
+            self.state.checkpoint(counters, metrics.estimates())
         except (sqlite3.Error, OSError):
             log.exception("state checkpoint failed; trying again at the next one")
 

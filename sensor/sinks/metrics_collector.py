@@ -123,8 +123,8 @@ def _detection_families(view: StateView) -> Iterator[Metric]:
 def _estimate_families(view: StateView) -> Iterator[Metric]:
     hashrate = GaugeMetricFamily(
         PREFIX + "estimated_hashrate_hashes_per_second",
-        "Estimated hash rate (shares x difficulty) of the mining flows that ended within the"
-        " recent window.",
+        "Estimated hash rate (shares x difficulty) of the mining flows open (their rate to date)"
+        " or ended within the recent window.",
         labels=["coin", "algorithm"],
     )
     for (coin, algorithm), value in sorted(view.hashrate.items()):
@@ -133,7 +133,7 @@ def _estimate_families(view: StateView) -> Iterator[Metric]:
     yield _by_coin(
         GaugeMetricFamily(
             PREFIX + "estimated_power_watts",
-            "Estimated power (hash rate x rules/efficiency.yaml) of the mining flows that ended"
+            "Estimated power (hash rate x rules/efficiency.yaml) of the mining flows open or ended"
             " within the recent window; algorithms without a figure add nothing.",
             labels=["coin"],
         ),
@@ -142,7 +142,8 @@ def _estimate_families(view: StateView) -> Iterator[Metric]:
     yield _by_coin(
         CounterMetricFamily(
             PREFIX + "estimated_energy_joules",
-            "Estimated energy of mining flows: power x duration, counted when a flow ends.",
+            "Estimated energy of mining flows: power x duration, counted as flows go on (live)"
+            " and when they end.",
             labels=["coin"],
         ),
         view.energy,

@@ -19,28 +19,46 @@ lock costs the packet path nothing.
 A live daemon also hands in interim byte progress of mining flows still open
 (`progress`), so that pool bytes rise while a long flow lasts; the flow's end
 then adds only what its progress did not, and the flow event keeps its totals.
-It restores the counters (`restore`) and the miners of the suspect window
-(`restore_miner`) from its last checkpoint, and reads them back (`totals`).
+It restores the counters (`restore`), the miners of the suspect window
+(`restore_miner`) and the flow estimates behind the gauges (`restore_estimates`)
+from its last checkpoint, and reads them back (`totals`, `estimates`).
 
-Estimates arrive with flow ends. The hash-rate and power gauges sum the
-estimates of the flows that ended within the suspect window (one per flow);
-the energy counter adds each flow's power times its duration when it ends, so
-in replay it integrates over capture time.
+Estimates arrive with flow ends and, live, with progress: a progress record
+carries the open flow's estimate to date. The hash-rate and power gauges sum
+one estimate per flow: the latest of each open flow (an open flow stays in
+while it is open, as it keeps its miner a suspect), the final one of each flow
+that ended within the suspect window. The energy counter adds, per flow, its
+energy to date (power x seconds so far) minus what the flow already added,
+when that is positive, at each progress and at the end: in replay (ends only)
+that is each flow's power times its duration, integrated over capture time.
+A counter must never go down, so a flow whose estimated rate falls late (its
+final energy below what its progress already added) is slightly over-counted,
+never under.
+
+Restored estimates count as flows that ended when they were last estimated
+(at a restart every flow ends; the miners' connections that go on become new
+flows): the window passes them like any ended flow. They take negative ids,
+which no flow has (flow ids are non-negative 51-bit hashes), so they never meet
+the flows of the new process. Each estimate also has a sequence
+number, kept while its flow is updated, in the order the gauges sum them: a
+checkpoint writes only the estimates that changed, by that number, and a
+restore puts them back in that order, so that the float sums come out the same.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sensor.model import FlowRecord, MiningRecord, NodeRecord
 
 if TYPE_CHECKING:
-    from sensor.model import FlowProgress
+    from sensor.model import Estimate, FlowProgress
 
 UNKNOWN = "unknown"
 DEFAULT_WINDOW = 900.0  # seconds: the contract's "recent window" of 15 minutes
@@ -89,12 +107,24 @@ class StateView:
     energy: dict[str, float] = field(default_factory=dict)  # coin -> joules
 
 
-@dataclass(slots=True)
-class _FlowEstimate:
-    end: float
+@dataclass(frozen=True, slots=True)
+class FlowEstimate:
+    """One flow's share of the gauges: its latest estimate, and when it was made."""
+
+    seq: int  # a flow's first estimate's place in the order of the gauges' sums
+    last: float  # the progress record's time, or the flow's end
     key: RateKey
     hashrate_hs: float
     power_w: float | None
+
+
+@dataclass(slots=True)
+class Estimates:
+    """The gauges' state as a checkpoint keeps it: the flow estimates of the window
+    and every (coin, algorithm) seen, so that series at 0 stay after a restart."""
+
+    flows: list[FlowEstimate] = field(default_factory=list)  # by seq
+    keys: set[RateKey] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -105,10 +135,15 @@ class Totals:
     mining_flows: dict[tuple[str, str], int] = field(default_factory=dict)  # dialect, coin
     detections: dict[str, int] = field(default_factory=dict)  # rule_id
     node_flows: dict[str, int] = field(default_factory=dict)  # protocol
+    energy: dict[str, float] = field(default_factory=dict)  # coin -> joules
 
 
 def _label(value: str | None) -> str:
     return value or UNKNOWN
+
+
+def _seq(e: FlowEstimate) -> int:
+    return e.seq
 
 
 class MetricsState:
@@ -145,9 +180,12 @@ class MetricsState:
         # instead of a series that vanishes. Bounded like the labels themselves.
         self._suspect_keys: set[SuspectKey] = set()
         self._top: dict[str, _TopMiner] = {}
-        self._estimates: dict[int, _FlowEstimate] = {}  # flow_id, pruned past the window
+        self._estimates: dict[int, FlowEstimate] = {}  # flow_id, pruned past the window
         self._rate_keys: set[RateKey] = set()
         self._energy: dict[str, float] = {}  # coin -> joules
+        self._energy_added: dict[int, float] = {}  # open flow_id -> joules it added so far
+        self._restored_ids = itertools.count(-1, -1)
+        self._seqs = itertools.count(1)
 
     # -- the Sink protocol ----------------------------------------------------
     def mining(self, rec: MiningRecord) -> None:
@@ -169,26 +207,42 @@ class MetricsState:
             self._add_bytes(mining.miner_ip, coin, org_type, egress, ingress)
             self._open.pop(mining.flow_id, None)
             self._seen(mining, coin, rec.end)
-            self._estimated(rec, coin)
+            if rec.estimate is None or rec.estimate.hashrate_hs is None:
+                self._estimates.pop(mining.flow_id, None)  # the final word: no rate known
+            self._estimated(mining.flow_id, coin, mining.finding.algorithm, rec.estimate, rec.end)
+            self._energy_added.pop(mining.flow_id, None)
 
-    def _estimated(self, rec: FlowRecord, coin: str) -> None:
-        """Called with the lock held."""
-        e = rec.estimate
+    def _estimated(
+        self, flow_id: int, coin: str, algorithm: str | None, e: Estimate | None, at: float
+    ) -> None:
+        """Called with the lock held: the flow's latest estimate, and its energy to date."""
         if e is None or e.hashrate_hs is None:
             return
-        key = (coin, _label(rec.mining.finding.algorithm))
+        key = (coin, _label(algorithm))
         self._rate_keys.add(key)
-        self._estimates[rec.mining.flow_id] = _FlowEstimate(rec.end, key, e.hashrate_hs, e.power_w)
-        if e.power_w is not None:
-            self._energy[coin] = self._energy.get(coin, 0.0) + e.power_w * e.seconds
+        old = self._estimates.get(flow_id)
+        seq = old.seq if old is not None else next(self._seqs)
+        # Replaced in place: the dict keeps the sequence order.
+        self._estimates[flow_id] = FlowEstimate(seq, at, key, e.hashrate_hs, e.power_w)
+        if e.power_w is None:
+            return
+        joules, added = e.power_w * e.seconds, self._energy_added.get(flow_id, 0.0)
+        # Adds exactly power x seconds for a flow without progress (replay).
+        self._energy[coin] = self._energy.get(coin, 0.0) + max(joules - added, 0.0)
+        if joules > added:
+            self._energy_added[flow_id] = joules
 
     def progress(self, rec: FlowProgress) -> None:
-        """Bytes an open mining flow carried since its last progress (live daemon)."""
+        """Bytes an open mining flow carried since its last progress, and its estimate to
+        date (live daemon). An estimate counts only for a flow whose mining record came
+        and whose end did not: a late record must not bring back a flow that ended."""
         coin, org_type = _label(rec.coin), _label(rec.org_type)
         with self._lock:
             egress, ingress = self._progressed.get(rec.flow_id, (0, 0))
             self._progressed[rec.flow_id] = (egress + rec.egress, ingress + rec.ingress)
             self._add_bytes(rec.miner_ip, coin, org_type, rec.egress, rec.ingress)
+            if rec.flow_id in self._open:
+                self._estimated(rec.flow_id, coin, rec.algorithm, rec.estimate, rec.ts)
 
     def _add_bytes(self, ip: str, coin: str, org_type: str, egress: int, ingress: int) -> None:
         """Called with the lock held."""
@@ -217,6 +271,7 @@ class MetricsState:
                 dict(self._mining_flows),
                 dict(self._detections),
                 dict(self._node_flows),
+                dict(self._energy),
             )
 
     def restore(self, saved: Totals) -> None:
@@ -226,6 +281,22 @@ class MetricsState:
             self._mining_flows.update(saved.mining_flows)
             self._detections.update(saved.detections)
             self._node_flows.update(saved.node_flows)
+            for coin, joules in saved.energy.items():
+                self._energy[coin] = self._energy.get(coin, 0.0) + joules
+
+    def estimates(self) -> Estimates:
+        """The flow estimates of the window (pruned now) and the label sets, for a checkpoint."""
+        with self._lock:
+            self._prune_estimates()
+            return Estimates(list(self._estimates.values()), set(self._rate_keys))
+
+    def restore_estimates(self, saved: Estimates) -> None:
+        """A checkpoint's flow estimates: in the gauges until the window passes them."""
+        with self._lock:
+            self._rate_keys |= saved.keys
+            for e in sorted(saved.flows, key=_seq):
+                self._rate_keys.add(e.key)
+                self._estimates[next(self._restored_ids)] = replace(e, seq=next(self._seqs))
 
     def restore_miner(
         self, ip: str, org_type: str | None, region: str | None, coins: Iterable[str], last: float
@@ -273,16 +344,23 @@ class MetricsState:
         """Called with the lock held: sums of the window's flow estimates, and energy."""
         hashrate = dict.fromkeys(self._rate_keys, 0.0)
         power = {coin: 0.0 for coin, _ in self._rate_keys}
-        now = self._now()
-        since = now - self.window if now is not None else float("-inf")
-        for flow_id, e in list(self._estimates.items()):
-            if e.end < since:
-                del self._estimates[flow_id]
-                continue
+        self._prune_estimates()
+        for e in self._estimates.values():
             hashrate[e.key] += e.hashrate_hs
             if e.power_w is not None:
                 power[e.key[0]] += e.power_w
         return {"hashrate": hashrate, "power": power, "energy": dict(self._energy)}
+
+    def _prune_estimates(self) -> None:
+        """Called with the lock held: drop the estimates of flows no longer open whose
+        last estimate is older than the window."""
+        now = self._now()
+        if now is None:
+            return
+        since, is_open = now - self.window, self._open
+        for flow_id, e in list(self._estimates.items()):
+            if e.last < since and flow_id not in is_open:
+                del self._estimates[flow_id]
 
     def _now(self) -> float | None:
         return self._clock() if self._clock is not None else self.newest

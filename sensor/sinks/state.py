@@ -1,11 +1,14 @@
 """The live daemon's state file (`STATE_DIR/state.sqlite3`): what survives a restart.
 
-Two things are kept: the suspect registry (every miner IP with its first and
-last sighting, coins, pools, owner, bytes, shares; and the pools with their
-clients), and the counters behind the `_total` metrics. The daemon restores
-both at start, so the report still lists the miners seen before and every
-counter goes on from where it was, and checkpoints them every few seconds and
-on exit; a crash (`kill -9`) loses at most one checkpoint interval.
+Three things are kept: the suspect registry (every miner IP with its first and
+last sighting, coins, pools, owner, bytes, shares and estimated work per coin;
+and the pools with their clients), the counters behind the `_total` metrics
+(the estimated energy among them), and the flow estimates behind the hash-rate
+and power gauges (those of the suspect window, and every label set seen). The
+daemon restores all three at start, so the report still lists the miners seen
+before with their hash rate and power, every counter goes on from where it was
+and the gauges do not drop to 0; it checkpoints them every few seconds and on
+exit; a crash (`kill -9`) loses at most one checkpoint interval.
 
 The registry itself is the report's (`ReportBuilder.suspects` and `.pools`):
 this sink only notes which rows changed since the last checkpoint, and the
@@ -14,7 +17,9 @@ shares per miner the report does not keep, so a checkpoint writes few rows.
 SQLite in WAL mode with `synchronous=NORMAL`: a commit survives the process
 dying at any point, and costs no fsync. A file that is not a readable state
 database is moved aside (and logged), and the daemon starts afresh: a sensor
-that will not start over a broken state file sees nothing.
+that will not start over a broken state file sees nothing. A file of an older
+schema is migrated in place (version 1: suspects without estimated work, no
+estimates), one of a newer one is moved aside.
 """
 
 from __future__ import annotations
@@ -31,13 +36,13 @@ import orjson
 
 from sensor.model import FlowRecord, MiningRecord, NodeRecord
 from sensor.sinks.metrics_collector import Health
-from sensor.sinks.metrics_state import Totals
-from sensor.sinks.report import PoolSeen, ReportBuilder, Suspect
+from sensor.sinks.metrics_state import Estimates, FlowEstimate, RateKey, Totals
+from sensor.sinks.report import PoolSeen, Rate, ReportBuilder, Suspect
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "state.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL);
 CREATE TABLE IF NOT EXISTS counters (
@@ -45,18 +50,37 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE TABLE IF NOT EXISTS suspects (
     ip TEXT PRIMARY KEY, org TEXT, org_type TEXT, region TEXT, coins TEXT, dialects TEXT,
     pools TEXT, wallets TEXT, first_seen REAL, last_seen REAL, flows INTEGER,
-    egress INTEGER, ingress INTEGER, shares INTEGER);
+    egress INTEGER, ingress INTEGER, shares INTEGER, rates TEXT);
 CREATE TABLE IF NOT EXISTS pools (
     endpoint TEXT PRIMARY KEY, host TEXT, ip TEXT, coins TEXT, clients TEXT);
+CREATE TABLE IF NOT EXISTS estimates (
+    seq INTEGER PRIMARY KEY, coin TEXT NOT NULL, algorithm TEXT NOT NULL, last REAL NOT NULL,
+    hashrate_hs REAL NOT NULL, power_w REAL);
+CREATE TABLE IF NOT EXISTS rate_keys (
+    coin TEXT NOT NULL, algorithm TEXT NOT NULL, PRIMARY KEY (coin, algorithm));
 """
+# Version 1 had no estimated work: its suspects get none, the new tables start empty.
+_FROM_V1 = "ALTER TABLE suspects ADD COLUMN rates TEXT;"
 _SUSPECT_COLUMNS = (
     "ip, org, org_type, region, coins, dialects, pools, wallets, first_seen, last_seen, "
-    "flows, egress, ingress, shares"
+    "flows, egress, ingress, shares, rates"
 )
 _POOL_COLUMNS = "endpoint, host, ip, coins, clients"
 
 # Counter name (the metric's, without prefix and _total) -> label values -> value
 Counters = dict[str, dict[tuple[str, ...], float]]
+
+
+@dataclass(slots=True)
+class EstimateChanges:
+    """The flow estimates a checkpoint writes: every one (`whole`: the table is replaced,
+    as at a process's first checkpoint), or those changed since the last one and the
+    sequence numbers of those gone."""
+
+    changed: list[FlowEstimate]
+    gone: list[int] = field(default_factory=list)
+    keys: set[RateKey] = field(default_factory=set)
+    whole: bool = False
 
 
 @dataclass(slots=True)
@@ -68,6 +92,7 @@ class Saved:
     pools: list[PoolSeen] = field(default_factory=list)
     started: float | None = None  # when the sensor first counted: the report window's start
     saved_at: float | None = None
+    estimates: Estimates = field(default_factory=Estimates)
 
 
 class StateStore:
@@ -85,13 +110,18 @@ class StateStore:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            # One transaction: a migration that fails half-way leaves the old file as it was.
+            migrate = _FROM_V1 if version == 1 else ""
+            db.executescript(
+                f"BEGIN; {migrate} {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+            )
             db.execute("SELECT count(*) FROM suspects").fetchone()
+            if version == 1:
+                log.info("state file %s migrated from schema version 1", self.path)
         except BaseException:
             db.close()
             raise
@@ -114,7 +144,8 @@ class StateStore:
         rows = db.execute(f"SELECT {_SUSPECT_COLUMNS} FROM suspects")
         suspects = [_suspect(row) for row in rows]
         pools = [_pool(row) for row in db.execute(f"SELECT {_POOL_COLUMNS} FROM pools")]
-        return Saved(counters, suspects, pools, meta.get("started"), meta.get("saved_at"))
+        started, saved_at = meta.get("started"), meta.get("saved_at")
+        return Saved(counters, suspects, pools, started, saved_at, _load_estimates(db))
 
     def save(
         self,
@@ -122,8 +153,10 @@ class StateStore:
         suspects: Iterable[tuple[Suspect, int]],
         pools: Iterable[PoolSeen],
         started: float | None,
+        estimates: EstimateChanges | None = None,
     ) -> None:
-        """One transaction: all counters, and the given (changed) suspects and pools."""
+        """One transaction: all counters, and the given (changed) suspects, pools and
+        flow estimates."""
         rows = [
             (name, orjson.dumps(list(labels)).decode(), value)
             for name, values in counters.items()
@@ -135,12 +168,14 @@ class StateStore:
             db.execute("DELETE FROM counters")
             db.executemany("INSERT INTO counters VALUES (?, ?, ?)", rows)
             db.executemany(
-                f"INSERT OR REPLACE INTO suspects ({_SUSPECT_COLUMNS}) VALUES ({_marks(14)})",
+                f"INSERT OR REPLACE INTO suspects ({_SUSPECT_COLUMNS}) VALUES ({_marks(15)})",
                 [_suspect_row(s, shares) for s, shares in suspects],
             )
             db.executemany(
                 f"INSERT OR REPLACE INTO pools VALUES ({_marks(5)})", [_pool_row(p) for p in pools]
             )
+            if estimates is not None:
+                _save_estimates(db, estimates)
             meta = [("saved_at", time.time())] + ([("started", started)] if started else [])
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
 
@@ -160,18 +195,54 @@ def _suspect_row(s: Suspect, shares: int) -> tuple[object, ...]:
     return (
         s.ip, s.org, s.org_type, s.region, _json(s.coins), _json(s.dialects), _json(s.pools),
         _json(s.wallets), s.first_seen, s.last_seen, s.flows, s.egress, s.ingress, shares,
+        _rates_json(s.rates),
     )  # fmt: skip
 
 
 def _suspect(row: tuple) -> tuple[Suspect, int]:
     ip, org, org_type, region, coins, dialects, pools, wallets, first, last, *counts = row
-    flows, egress, ingress, shares = counts
+    flows, egress, ingress, shares, rates = counts
     suspect = Suspect(
         ip, org, org_type, region,
         set(orjson.loads(coins)), set(orjson.loads(dialects)), set(orjson.loads(pools)),
         set(orjson.loads(wallets)), first, last, flows, egress, ingress,
+        _rates(rates),
     )  # fmt: skip
     return suspect, shares
+
+
+def _rates_json(rates: dict[str | None, Rate]) -> str:
+    """[[coin, hashes, joules, powered, first, last], ...] in the dict's order: the report
+    sums over it, and a float sum depends on its order."""
+    return orjson.dumps(
+        [[coin, r.hashes, r.joules, r.powered, r.first, r.last] for coin, r in rates.items()]
+    ).decode()
+
+
+def _rates(text: str | None) -> dict[str | None, Rate]:
+    """None: a row of schema version 1, which had no estimated work."""
+    rows = orjson.loads(text) if text else []
+    return {coin: Rate(*figures) for coin, *figures in rows}
+
+
+_ESTIMATE_COLUMNS = "seq, coin, algorithm, last, hashrate_hs, power_w"
+
+
+def _save_estimates(db: sqlite3.Connection, changes: EstimateChanges) -> None:
+    if changes.whole:
+        db.execute("DELETE FROM estimates")
+    db.executemany("DELETE FROM estimates WHERE seq = ?", [(seq,) for seq in changes.gone])
+    db.executemany(
+        f"INSERT OR REPLACE INTO estimates ({_ESTIMATE_COLUMNS}) VALUES ({_marks(6)})",
+        [(e.seq, *e.key, e.last, e.hashrate_hs, e.power_w) for e in changes.changed],
+    )
+    db.executemany("INSERT OR IGNORE INTO rate_keys VALUES (?, ?)", sorted(changes.keys))
+
+
+def _load_estimates(db: sqlite3.Connection) -> Estimates:
+    rows = db.execute(f"SELECT {_ESTIMATE_COLUMNS} FROM estimates ORDER BY seq")
+    flows = [FlowEstimate(seq, last, (c, a), hs, w) for seq, c, a, last, hs, w in rows]
+    return Estimates(flows, set(db.execute("SELECT coin, algorithm FROM rate_keys")))
 
 
 def _pool_row(p: PoolSeen) -> tuple[object, ...]:
@@ -187,7 +258,7 @@ class StateSink:
     """A sink that notes what changed since the last checkpoint, and each miner's shares.
 
     `restore()` fills the report's registry from the file and returns what it
-    held; `checkpoint(counters)` writes the counters and the changed rows.
+    held; `checkpoint(counters, estimates)` writes the counters and the changed rows.
     """
 
     def __init__(self, store: StateStore, report: ReportBuilder) -> None:
@@ -196,6 +267,8 @@ class StateSink:
         self.started: float | None = None
         self._ips: set[str] = set()
         self._pools: set[str] = set()
+        # The estimates the file holds by seq; None until this process first wrote them.
+        self._written: dict[int, FlowEstimate] | None = None
 
     def mining(self, rec: MiningRecord) -> None:
         self._ips.add(rec.miner_ip)
@@ -227,22 +300,37 @@ class StateSink:
         self.started = saved.started
         return saved
 
-    def checkpoint(self, counters: Counters) -> None:
+    def checkpoint(self, counters: Counters, estimates: Estimates | None = None) -> None:
         ips, self._ips = self._ips, set()
         endpoints, self._pools = self._pools, set()
         suspects = self.report.suspects
         pools = self.report.pools
+        current, changes = None, None
+        if estimates is not None:
+            current = {e.seq: e for e in estimates.flows}
+            changes = self._changes(current, estimates.keys)
         try:
             self.store.save(
                 counters,
                 [(suspects[ip], self.shares[ip]) for ip in ips if ip in suspects],
                 [pools[e] for e in endpoints if e in pools],
                 self.started,
+                changes,
             )
         except BaseException:
             self._ips |= ips  # written next time
             self._pools |= endpoints
             raise
+        if current is not None:
+            self._written = current
+
+    def _changes(self, current: dict[int, FlowEstimate], keys: set[RateKey]) -> EstimateChanges:
+        """Estimates are replaced, never changed: one not the object written has changed."""
+        written = self._written
+        if written is None:
+            return EstimateChanges(list(current.values()), [], keys, whole=True)
+        changed = [e for seq, e in current.items() if written.get(seq) is not e]
+        return EstimateChanges(changed, [seq for seq in written if seq not in current], keys)
 
 
 # -- counters: metrics state and health <-> rows ---------------------------------------------
@@ -260,13 +348,14 @@ def counters_of(totals: Totals, health: Health) -> Counters:
         "bytes": {(): health.bytes},
         "capture_kernel_drops": {(): health.kernel_drops},
         "input_errors": {(): health.input_errors},
+        "estimated_energy_joules": _one_label(totals.energy),
     }
     for name in _HEALTH_LABELLED:
         out[name] = _one_label(getattr(health, name))
     return out
 
 
-def _one_label(values: Mapping[str, int]) -> dict[tuple[str, ...], float]:
+def _one_label(values: Mapping[str, float]) -> dict[tuple[str, ...], float]:
     return {(key,): value for key, value in values.items()}
 
 
@@ -277,8 +366,13 @@ def totals_from(counters: Counters) -> Totals:
     def pairs(name: str) -> dict:
         return {tuple(labels): int(v) for labels, v in counters.get(name, {}).items()}
 
+    energy = {labels[0]: v for labels, v in counters.get("estimated_energy_joules", {}).items()}
     return Totals(
-        pairs("pool_bytes"), pairs("mining_flows"), plain("detections"), plain("crypto_node_flows")
+        pairs("pool_bytes"),
+        pairs("mining_flows"),
+        plain("detections"),
+        plain("crypto_node_flows"),
+        energy,
     )
 
 

@@ -9,7 +9,8 @@ import pytest
 from sensor.detect.base import JsonMessage
 from sensor.detect.cryptonote import CryptoNoteDetector, target_difficulty
 from sensor.detect.ethereum_stratum import EthereumStratumDetector
-from sensor.detect.ethproxy import EthProxyDetector, target_difficulty as eth_difficulty
+from sensor.detect.ethproxy import EthProxyDetector
+from sensor.detect.ethproxy import target_difficulty as eth_difficulty
 from sensor.detect.grin import GrinDetector
 from sensor.detect.shares import MAX_JOBS, ShareBook
 from sensor.detect.stratum_v1 import StratumV1Detector
@@ -200,7 +201,8 @@ def test_grin_prices_shares_by_job_difficulty(dialect_rules, coins) -> None:
         return {"jsonrpc": "2.0", "method": "job", "params": params}
 
     def submit(rid: int, job_id: int) -> tuple[Side, dict[str, Any]]:
-        params = {"edge_bits": 32, "height": 1, "job_id": job_id, "nonce": 7, "pow": list(range(42))}
+        proof = list(range(42))  # Cuckoo Cycle: 42 edges
+        params = {"edge_bits": 32, "height": 1, "job_id": job_id, "nonce": 7, "pow": proof}
         return M, {"id": rid, "jsonrpc": "2.0", "method": "submit", "params": params}
 
     login = {"login": "grin1rig", "pass": "x", "agent": "grin-miner"}
