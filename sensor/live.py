@@ -35,8 +35,8 @@ from sensor.model import FlowProgress, FlowRecord, MiningRecord, NodeRecord
 from sensor.pipeline import Pipeline
 from sensor.rules.model import RuleSet
 from sensor.sinks import Sink, SinkSet
+from sensor.sinks.live_health import LiveHealth
 from sensor.sinks.metrics_collector import Health
-from sensor.sinks.state import LiveHealth
 
 log = logging.getLogger(__name__)
 

@@ -219,3 +219,4 @@ class FlowProgress:
     # The flow's estimate to date (its shares so far over its time so far), so that
     # the hash-rate and power gauges follow a long flow instead of waiting for its end.
     estimate: Estimate | None = None
+    pool_endpoint: str | None = None  # "ip:port", as the report keys pools

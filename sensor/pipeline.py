@@ -237,6 +237,7 @@ class Pipeline:
             if egress == counted.egress and ingress == counted.ingress:
                 continue
             miner_ip = flow.endpoint(miner)[0]
+            pool_ip, pool_port = flow.endpoint(miner.other)
             owner = self.records.owner(miner_ip)
             # The detectors' current finding has the shares so far; the reported one
             # keeps the side and coin the mining event named.
@@ -254,6 +255,7 @@ class Pipeline:
                     egress - counted.egress,
                     ingress - counted.ingress,
                     algorithm=current.algorithm or finding.algorithm,
+                    pool_endpoint=f"{pool_ip}:{pool_port}",
                     estimate=estimate,
                 )
             )

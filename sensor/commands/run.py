@@ -41,16 +41,10 @@ from sensor.rules.loader import load_rules
 from sensor.rules.model import RuleSet
 from sensor.sinks import Sink
 from sensor.sinks.events import EveWriter
+from sensor.sinks.live_health import LiveHealth, counters_of, health_from, totals_from
 from sensor.sinks.metrics import Exporter
 from sensor.sinks.report import ReportBuilder
-from sensor.sinks.state import (
-    LiveHealth,
-    StateSink,
-    StateStore,
-    counters_of,
-    health_from,
-    totals_from,
-)
+from sensor.sinks.state import StateSink, StateStore
 from sensor.sinks.web import MetricsServer
 from sensor.sinks.webconfig import load_web_config
 
@@ -233,6 +227,9 @@ class Outputs:
     def progress(self, records: list[FlowProgress]) -> None:
         for rec in records:
             self.exporter.state.progress(rec)
+            self.report.progress(rec)
+            if self.state is not None:
+                self.state.progress(rec)
 
     def tick(self) -> None:
         if self.events is not None:

@@ -6,31 +6,39 @@ estimates (sensor.estimate): a miner's rate is the hashes its flows stand for
 over the span they cover, so sequential reconnects are not counted twice and
 concurrent flows add up. They are sums over what is known: null where no flow
 had an estimate (each flow event's `estimate_note` says why it had none).
+Rates roll up per miner (by coin, and by pool: the hash power pointed at each
+pool), then per organisation, organisation type, region, coin and pool.
+
+A live daemon also hands in progress records of open flows (`progress`): their
+estimate to date counts in the report it writes while they last, and is
+replaced by the flow's final estimate when it ends, so that a miner connected
+for days has a rate before its connection closes.
 
 Beyond the contract: suspects say whether the miner is in the home network
 (`home`), pools carry the `asn` and `country` of their address when ownership
 sources know them. Both are looked up when the report is built, once per IP,
-never per record.
+never per record. The tables themselves are in `report_tables`.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
 from sensor.attribute.home_net import HomeNet
-from sensor.model import Estimate, FlowRecord, MiningRecord, NodeRecord
+from sensor.model import Estimate, FlowProgress, FlowRecord, MiningRecord, NodeRecord
+from sensor.sinks import report_tables as tables
 from sensor.sinks.events import iso_time
+from sensor.sinks.report_tables import PoolInfo
 
 
 @dataclass(slots=True)
 class Rate:
-    """Estimated work of one miner on one coin: hashes and joules over a span."""
+    """Estimated work of one miner on one coin (or pool): hashes and joules over a span."""
 
     hashes: float = 0.0
     joules: float = 0.0
@@ -59,6 +67,13 @@ class Rate:
         return (self.joules / span if span > 0 else 0.0) if self.powered else None
 
 
+def add_rate(rates: dict[Any, Rate], key: Any, e: Estimate, start: float, end: float) -> None:
+    rate = rates.get(key)
+    if rate is None:
+        rate = rates[key] = Rate()
+    rate.add(e, start, end)
+
+
 @dataclass
 class Suspect:
     """One miner IP and everything seen of it."""
@@ -79,10 +94,10 @@ class Suspect:
     rates: dict[str | None, Rate] = field(default_factory=dict)  # by coin
 
     def hashrate_hs(self) -> float | None:
-        return _sum(r.hashrate_hs() for r in self.rates.values())
+        return tables.known_sum(r.hashrate_hs() for r in self.rates.values())
 
     def power_w(self) -> float | None:
-        return _sum(r.power_w() for r in self.rates.values())
+        return tables.known_sum(r.power_w() for r in self.rates.values())
 
     def add(self, rec: MiningRecord) -> None:
         f = rec.finding
@@ -104,12 +119,25 @@ class PoolSeen:
     ip: str
     coins: set[str] = field(default_factory=set)
     clients: set[str] = field(default_factory=set)
+    rates: dict[str, Rate] = field(default_factory=dict)  # by client IP
+
+    def hashrate_hs(self) -> float | None:
+        return tables.known_sum(r.hashrate_hs() for r in self.rates.values())
+
+    def power_w(self) -> float | None:
+        return tables.known_sum(r.power_w() for r in self.rates.values())
 
 
-class PoolInfo(Protocol):
-    """What the report asks of ownership sources about a pool address (OwnershipResolver)."""
+@dataclass(slots=True)
+class _OpenFlow:
+    """The latest estimate to date of a reported flow that has not ended."""
 
-    def pool_info(self, ip: str) -> tuple[int | None, str | None]: ...
+    miner_ip: str
+    coin: str | None
+    pool: str | None
+    estimate: Estimate
+    start: float
+    end: float
 
 
 class Home(Protocol):
@@ -131,19 +159,18 @@ class ReportBuilder:
         self.dialect_flows: Counter[str] = Counter()
         self.mining_flows = 0
         self.node_flows = 0
+        self._open: dict[int, _OpenFlow | None] = {}  # flow id -> estimate to date
 
     def mining(self, rec: MiningRecord) -> None:
         self.mining_flows += 1
         self._suspect(rec).add(rec)
         self.dialect_flows[rec.finding.dialect] += 1
-        endpoint = f"{rec.pool_ip}:{rec.pool_port}"
-        pool = self.pools.get(endpoint)
-        if pool is None:
-            pool = self.pools[endpoint] = PoolSeen(endpoint, rec.pool_host, rec.pool_ip)
+        pool = self._pool(rec)
         pool.host = pool.host or rec.pool_host
         pool.clients.add(rec.miner_ip)
         if rec.finding.coin:
             pool.coins.add(rec.finding.coin)
+        self._open[rec.flow_id] = None
 
     def _suspect(self, rec: MiningRecord) -> Suspect:
         suspect = self.suspects.get(rec.miner_ip)
@@ -151,7 +178,15 @@ class ReportBuilder:
             suspect = self.suspects[rec.miner_ip] = Suspect(rec.miner_ip)
         return suspect
 
+    def _pool(self, rec: MiningRecord) -> PoolSeen:
+        endpoint = f"{rec.pool_ip}:{rec.pool_port}"
+        pool = self.pools.get(endpoint)
+        if pool is None:
+            pool = self.pools[endpoint] = PoolSeen(endpoint, rec.pool_host, rec.pool_ip)
+        return pool
+
     def flow_end(self, rec: FlowRecord) -> None:
+        self._open.pop(rec.mining.flow_id, None)
         suspect = self._suspect(rec.mining)
         suspect.add(rec.mining)
         suspect.flows += 1
@@ -162,11 +197,18 @@ class ReportBuilder:
         e = rec.estimate
         if e is None or e.hashrate_hs is None:
             return  # the flow event's estimate_note says why
-        coin = rec.mining.finding.coin
-        rate = suspect.rates.get(coin)
-        if rate is None:
-            rate = suspect.rates[coin] = Rate()
-        rate.add(e, rec.start, rec.end)
+        add_rate(suspect.rates, rec.mining.finding.coin, e, rec.start, rec.end)
+        add_rate(self._pool(rec.mining).rates, rec.mining.miner_ip, e, rec.start, rec.end)
+
+    def progress(self, rec: FlowProgress) -> None:
+        """An open flow's estimate to date (live daemon); its end replaces it."""
+        e = rec.estimate
+        if rec.flow_id not in self._open or e is None or e.hashrate_hs is None:
+            return  # not reported here, already ended, or nothing to count yet
+        start = rec.ts - e.seconds
+        self._open[rec.flow_id] = _OpenFlow(
+            rec.miner_ip, rec.coin, rec.pool_endpoint, e, start, rec.ts
+        )
 
     def node(self, rec: NodeRecord) -> None:
         self.node_flows += 1
@@ -176,8 +218,9 @@ class ReportBuilder:
 
     def build(self, start: float | None, end: float | None) -> dict[str, Any]:
         seconds = max((end or 0.0) - (start or 0.0), 0.0)
-        suspects = sorted(self.suspects.values(), key=lambda s: s.ip)
-        egress = sum(s.egress for s in suspects)
+        suspects, pools = self.with_open_flows()
+        ordered = sorted(suspects.values(), key=lambda s: s.ip)
+        egress = sum(s.egress for s in ordered)
         return {
             "window": {
                 "start": iso_time(start) if start is not None else None,
@@ -185,129 +228,47 @@ class ReportBuilder:
                 "seconds": round(seconds, 6),
             },
             "totals": {
-                "suspect_ips": len(suspects),
+                "suspect_ips": len(ordered),
                 "mining_flows": self.mining_flows,
                 "pool_egress_bytes": egress,
-                "pool_ingress_bytes": sum(s.ingress for s in suspects),
+                "pool_ingress_bytes": sum(s.ingress for s in ordered),
                 "pool_egress_mbps": round(egress * 8 / 1e6 / seconds, 6) if seconds else 0.0,
-                **_estimate_totals(suspects),
+                **tables.estimate_totals(ordered),
             },
-            "by_coin": _by_coin(suspects),
-            "by_org_type": _by_org_type(suspects),
-            "by_region": _by_key(suspects, "region"),
-            "by_org": _by_org(suspects),
-            "suspects": [_suspect_row(s, self._home.contains(s.ip)) for s in suspects],
-            "pools": [self._pool_row(p) for p in sorted(self.pools.values(), key=_endpoint)],
+            "by_coin": tables.by_coin(ordered),
+            "by_org_type": tables.by_org_type(ordered),
+            "by_region": tables.by_region(ordered),
+            "by_org": tables.by_org(ordered),
+            "suspects": [tables.suspect_row(s, self._home.contains(s.ip)) for s in ordered],
+            "pools": [
+                tables.pool_row(p, self._pool_info)
+                for p in sorted(pools.values(), key=lambda p: p.endpoint)
+            ],
         }
 
-    def _pool_row(self, p: PoolSeen) -> dict[str, Any]:
-        coin = sorted(p.coins)[0] if len(p.coins) == 1 else None
-        asn, country = self._pool_info.pool_info(p.ip) if self._pool_info else (None, None)
-        return {
-            "endpoint": p.endpoint,
-            "host": p.host,
-            "coin": coin,
-            "clients": len(p.clients),
-            "asn": asn,
-            "country": country,
-        }
+    def with_open_flows(self) -> tuple[dict[str, Suspect], dict[str, PoolSeen]]:
+        """Suspects and pools with open flows' estimates to date added, on copies: what the
+        report says now, and what a checkpoint keeps (a restart ends the open flows)."""
+        suspects, pools = dict(self.suspects), dict(self.pools)
+        for flow in self._open.values():
+            if flow is None or flow.miner_ip not in suspects:
+                continue
+            suspect = suspects[flow.miner_ip]
+            if suspect is self.suspects.get(flow.miner_ip):
+                suspect = suspects[flow.miner_ip] = _copy_rates(suspect)
+            add_rate(suspect.rates, flow.coin, flow.estimate, flow.start, flow.end)
+            pool = pools.get(flow.pool or "")
+            if pool is not None:
+                if pool is self.pools.get(pool.endpoint):
+                    pool = pools[pool.endpoint] = _copy_rates(pool)
+                add_rate(pool.rates, flow.miner_ip, flow.estimate, flow.start, flow.end)
+        return suspects, pools
 
     def write(self, path: Path, start: float | None, end: float | None) -> None:
         data = orjson.dumps(self.build(start, end), option=orjson.OPT_INDENT_2)
         path.write_bytes(data + b"\n")
 
 
-def _endpoint(p: PoolSeen) -> str:
-    return p.endpoint
-
-
-def _suspect_row(s: Suspect, home: bool) -> dict[str, Any]:
-    return {
-        "ip": s.ip,
-        "org": s.org,
-        "org_type": s.org_type,
-        "region": s.region,
-        "coins": sorted(s.coins),
-        "dialects": sorted(s.dialects),
-        "pools": sorted(s.pools),
-        "wallets": sorted(s.wallets),
-        "first_seen": iso_time(s.first_seen),
-        "last_seen": iso_time(s.last_seen),
-        "pool_egress_bytes": s.egress,
-        "hashrate_hs": s.hashrate_hs(),
-        "power_w": s.power_w(),
-        "home": home,
-    }
-
-
-def _by_coin(suspects: list[Suspect]) -> list[dict[str, Any]]:
-    rows: dict[str | None, dict[str, Any]] = {}
-    for s in suspects:
-        coins: list[str | None] = [*sorted(s.coins)] or [None]
-        for coin in coins:
-            row = rows.setdefault(coin, {"coin": coin, "suspect_ips": 0, "pool_egress_bytes": 0})
-            row["suspect_ips"] += 1
-            row["pool_egress_bytes"] += s.egress
-    for coin, row in rows.items():
-        rates = [s.rates[coin] for s in suspects if coin in s.rates]
-        row["hashrate_hs"] = _sum(r.hashrate_hs() for r in rates)
-        row["power_w"] = _sum(r.power_w() for r in rates)
-    return sorted(rows.values(), key=lambda r: (-r["suspect_ips"], r["coin"] or ""))
-
-
-def _by_key(suspects: list[Suspect], attr: str) -> list[dict[str, Any]]:
-    counts: dict[str | None, int] = defaultdict(int)
-    for s in suspects:
-        counts[getattr(s, attr)] += 1
-    rows = [{attr: key, "suspect_ips": n} for key, n in counts.items()]
-    return sorted(rows, key=lambda r: (-r["suspect_ips"], r[attr] or ""))
-
-
-def _by_org_type(suspects: list[Suspect]) -> list[dict[str, Any]]:
-    counts: dict[str, int] = defaultdict(int)
-    for s in suspects:
-        counts[s.org_type or "unknown"] += 1
-    total = len(suspects)
-    rows = [
-        {"org_type": key, "suspect_ips": n, "share": round(n / total, 6)}
-        for key, n in counts.items()
-    ]
-    return sorted(rows, key=lambda r: (-r["suspect_ips"], r["org_type"]))
-
-
-def _by_org(suspects: list[Suspect]) -> list[dict[str, Any]]:
-    orgs: dict[str, list[Suspect]] = defaultdict(list)
-    for s in suspects:
-        if s.org:
-            orgs[s.org].append(s)
-    rows = []
-    for name, members in orgs.items():
-        rows.append(
-            {
-                "org": name,
-                "org_type": members[0].org_type,
-                "region": members[0].region,
-                "suspect_ips": len(members),
-                "ips": sorted(m.ip for m in members),
-                "coins": sorted(set().union(*(m.coins for m in members))),
-                "pools": sorted(set().union(*(m.pools for m in members))),
-                "first_seen": iso_time(min(m.first_seen for m in members)),
-                "last_seen": iso_time(max(m.last_seen for m in members)),
-            }
-        )
-    return sorted(rows, key=lambda r: (-r["suspect_ips"], r["org"]))
-
-
-def _sum(values: Iterable[float | None]) -> float | None:
-    """The sum of the known values; None when none is known."""
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
-
-
-def _estimate_totals(suspects: list[Suspect]) -> dict[str, float | None]:
-    power = _sum(s.power_w() for s in suspects)
-    return {
-        "hashrate_hs": _sum(s.hashrate_hs() for s in suspects),
-        "power_w": power,
-        "energy_kwh_per_day": power * 24 / 1000 if power is not None else None,
-    }
+def _copy_rates(holder: Any) -> Any:
+    """A shallow copy whose rates can be added to without touching the original."""
+    return replace(holder, rates={key: replace(rate) for key, rate in holder.rates.items()})

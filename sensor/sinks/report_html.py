@@ -191,6 +191,16 @@ def plots(report: dict[str, Any], series: Sequence[dict[str, Any]] | None) -> st
         ),
         bar_chart("Hash rate by coin", _bars(coins, "coin", "hashrate_hs"), "hs"),
         bar_chart("Power by coin", _bars(coins, "coin", "power_w"), "w"),
+        bar_chart(
+            "Hash rate by organisation type",
+            _bars(report.get("by_org_type") or [], "org_type", "hashrate_hs"),
+            "hs",
+        ),
+        bar_chart(
+            "Hash rate by region",
+            _bars(report.get("by_region") or [], "region", "hashrate_hs"),
+            "hs",
+        ),
     ]
     return f'<div class="plots">{"".join(charts)}</div>'
 
@@ -239,16 +249,18 @@ def org_table(report: dict[str, Any]) -> str:
                 text(org.get("coins")),
                 _org_figure(org, p, by_ip, "hashrate_hs", "hs"),
                 _org_figure(org, p, by_ip, "power_w", "w"),
+                num(f"{p}.energy_kwh_per_day", org.get("energy_kwh_per_day"), "kwh"),
             ]
         )
-    headers = ("organisation", "type", "region", "IPs", "coins", "hash rate", "power")
+    headers = ("organisation", "type", "region", "IPs", "coins", "hash rate", "power", "energy")
     return table(headers, rows)
 
 
 def _org_figure(
     org: dict[str, Any], path: str, by_ip: dict[str, tuple[int, Any]], key: str, kind: str
 ) -> str:
-    """The organisation's own figure when the JSON has one, else its miners' sum."""
+    """The organisation's own figure when the JSON has one, else its miners' sum (reports
+    written before organisations carried their own figures)."""
     if key in org:
         return num(f"{path}.{key}", org[key], kind)
     members = [by_ip[ip] for ip in org.get("ips") or () if ip in by_ip]
@@ -289,10 +301,12 @@ def pools_table(report: dict[str, Any]) -> str:
             text(p.get("host")),
             text(p.get("coin")),
             num(f"pools[{i}].clients", p.get("clients"), "count"),
+            num(f"pools[{i}].hashrate_hs", p.get("hashrate_hs"), "hs"),
+            num(f"pools[{i}].power_w", p.get("power_w"), "w"),
         ]
         for i, p in enumerate(report.get("pools") or [])
     ]
-    return table(("endpoint", "host", "coin", "clients"), rows)
+    return table(("endpoint", "host", "coin", "clients", "hash rate", "power"), rows)
 
 
 def render_html(

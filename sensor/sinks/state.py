@@ -31,12 +31,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from sensor.model import FlowRecord, MiningRecord, NodeRecord
-from sensor.sinks.metrics_collector import Health
-from sensor.sinks.metrics_state import Estimates, FlowEstimate, RateKey, Totals
+from sensor.model import FlowProgress, FlowRecord, MiningRecord, NodeRecord
+from sensor.sinks.live_health import Counters
+from sensor.sinks.metrics_state import Estimates, FlowEstimate, RateKey
 from sensor.sinks.report import PoolSeen, Rate, ReportBuilder, Suspect
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ CREATE TABLE IF NOT EXISTS suspects (
     pools TEXT, wallets TEXT, first_seen REAL, last_seen REAL, flows INTEGER,
     egress INTEGER, ingress INTEGER, shares INTEGER, rates TEXT);
 CREATE TABLE IF NOT EXISTS pools (
-    endpoint TEXT PRIMARY KEY, host TEXT, ip TEXT, coins TEXT, clients TEXT);
+    endpoint TEXT PRIMARY KEY, host TEXT, ip TEXT, coins TEXT, clients TEXT, rates TEXT);
 CREATE TABLE IF NOT EXISTS estimates (
     seq INTEGER PRIMARY KEY, coin TEXT NOT NULL, algorithm TEXT NOT NULL, last REAL NOT NULL,
     hashrate_hs REAL NOT NULL, power_w REAL);
@@ -60,15 +61,12 @@ CREATE TABLE IF NOT EXISTS rate_keys (
     coin TEXT NOT NULL, algorithm TEXT NOT NULL, PRIMARY KEY (coin, algorithm));
 """
 # Version 1 had no estimated work: its suspects get none, the new tables start empty.
-_FROM_V1 = "ALTER TABLE suspects ADD COLUMN rates TEXT;"
+_FROM_V1 = "ALTER TABLE suspects ADD COLUMN rates TEXT; ALTER TABLE pools ADD COLUMN rates TEXT;"
 _SUSPECT_COLUMNS = (
     "ip, org, org_type, region, coins, dialects, pools, wallets, first_seen, last_seen, "
     "flows, egress, ingress, shares, rates"
 )
-_POOL_COLUMNS = "endpoint, host, ip, coins, clients"
-
-# Counter name (the metric's, without prefix and _total) -> label values -> value
-Counters = dict[str, dict[tuple[str, ...], float]]
+_POOL_COLUMNS = "endpoint, host, ip, coins, clients, rates"
 
 
 @dataclass(slots=True)
@@ -172,7 +170,8 @@ class StateStore:
                 [_suspect_row(s, shares) for s, shares in suspects],
             )
             db.executemany(
-                f"INSERT OR REPLACE INTO pools VALUES ({_marks(5)})", [_pool_row(p) for p in pools]
+                f"INSERT OR REPLACE INTO pools ({_POOL_COLUMNS}) VALUES ({_marks(6)})",
+                [_pool_row(p) for p in pools],
             )
             if estimates is not None:
                 _save_estimates(db, estimates)
@@ -211,15 +210,16 @@ def _suspect(row: tuple) -> tuple[Suspect, int]:
     return suspect, shares
 
 
-def _rates_json(rates: dict[str | None, Rate]) -> str:
-    """[[coin, hashes, joules, powered, first, last], ...] in the dict's order: the report
-    sums over it, and a float sum depends on its order."""
+def _rates_json(rates: Mapping[Any, Rate]) -> str:
+    """[[key, hashes, joules, powered, first, last], ...] in the dict's order (keys: coins
+    of a suspect, client IPs of a pool): the report sums over it, and a float sum depends
+    on its order."""
     return orjson.dumps(
         [[coin, r.hashes, r.joules, r.powered, r.first, r.last] for coin, r in rates.items()]
     ).decode()
 
 
-def _rates(text: str | None) -> dict[str | None, Rate]:
+def _rates(text: str | None) -> dict[Any, Rate]:
     """None: a row of schema version 1, which had no estimated work."""
     rows = orjson.loads(text) if text else []
     return {coin: Rate(*figures) for coin, *figures in rows}
@@ -246,12 +246,13 @@ def _load_estimates(db: sqlite3.Connection) -> Estimates:
 
 
 def _pool_row(p: PoolSeen) -> tuple[object, ...]:
-    return (p.endpoint, p.host, p.ip, _json(p.coins), _json(p.clients))
+    return (p.endpoint, p.host, p.ip, _json(p.coins), _json(p.clients), _rates_json(p.rates))
 
 
 def _pool(row: tuple) -> PoolSeen:
-    endpoint, host, ip, coins, clients = row
-    return PoolSeen(endpoint, host, ip, set(orjson.loads(coins)), set(orjson.loads(clients)))
+    endpoint, host, ip, coins, clients, rates = row
+    clients_seen = set(orjson.loads(clients))
+    return PoolSeen(endpoint, host, ip, set(orjson.loads(coins)), clients_seen, _rates(rates))
 
 
 class StateSink:
@@ -276,7 +277,14 @@ class StateSink:
 
     def flow_end(self, rec: FlowRecord) -> None:
         self._ips.add(rec.mining.miner_ip)
+        self._pools.add(f"{rec.mining.pool_ip}:{rec.mining.pool_port}")  # its rates changed
         self.shares[rec.mining.miner_ip] += rec.mining.finding.shares
+
+    def progress(self, rec: FlowProgress) -> None:
+        """An open flow's estimate changed: its miner's and pool's rows are written next."""
+        self._ips.add(rec.miner_ip)
+        if rec.pool_endpoint is not None:
+            self._pools.add(rec.pool_endpoint)
 
     def node(self, rec: NodeRecord) -> None:
         pass
@@ -303,8 +311,9 @@ class StateSink:
     def checkpoint(self, counters: Counters, estimates: Estimates | None = None) -> None:
         ips, self._ips = self._ips, set()
         endpoints, self._pools = self._pools, set()
-        suspects = self.report.suspects
-        pools = self.report.pools
+        # Open flows count with their estimate to date, as the report says while they
+        # last: after a restart they are gone, and the work they showed stays counted.
+        suspects, pools = self.report.with_open_flows()
         current, changes = None, None
         if estimates is not None:
             current = {e.seq: e for e in estimates.flows}
@@ -331,123 +340,3 @@ class StateSink:
             return EstimateChanges(list(current.values()), [], keys, whole=True)
         changed = [e for seq, e in current.items() if written.get(seq) is not e]
         return EstimateChanges(changed, [seq for seq in written if seq not in current], keys)
-
-
-# -- counters: metrics state and health <-> rows ---------------------------------------------
-_HEALTH_LABELLED = ("decode_errors", "flows_evicted", "detector_errors", "sink_errors")
-
-
-def counters_of(totals: Totals, health: Health) -> Counters:
-    """Every `_total` counter the daemon exports, as rows for the state file."""
-    out: Counters = {
-        "pool_bytes": {key: value for key, value in totals.pool_bytes.items()},
-        "mining_flows": {key: value for key, value in totals.mining_flows.items()},
-        "detections": _one_label(totals.detections),
-        "crypto_node_flows": _one_label(totals.node_flows),
-        "packets": {(): health.packets},
-        "bytes": {(): health.bytes},
-        "capture_kernel_drops": {(): health.kernel_drops},
-        "input_errors": {(): health.input_errors},
-        "estimated_energy_joules": _one_label(totals.energy),
-    }
-    for name in _HEALTH_LABELLED:
-        out[name] = _one_label(getattr(health, name))
-    return out
-
-
-def _one_label(values: Mapping[str, float]) -> dict[tuple[str, ...], float]:
-    return {(key,): value for key, value in values.items()}
-
-
-def totals_from(counters: Counters) -> Totals:
-    def plain(name: str) -> dict[str, int]:
-        return {labels[0]: int(v) for labels, v in counters.get(name, {}).items()}
-
-    def pairs(name: str) -> dict:
-        return {tuple(labels): int(v) for labels, v in counters.get(name, {}).items()}
-
-    energy = {labels[0]: v for labels, v in counters.get("estimated_energy_joules", {}).items()}
-    return Totals(
-        pairs("pool_bytes"),
-        pairs("mining_flows"),
-        plain("detections"),
-        plain("crypto_node_flows"),
-        energy,
-    )
-
-
-def health_from(counters: Counters) -> Health:
-    """The health counters of a checkpoint (gauges and rule figures left at their defaults)."""
-
-    def single(name: str) -> int:
-        return int(sum(counters.get(name, {}).values()))
-
-    def labelled(name: str) -> dict[str, int]:
-        return {labels[0]: int(v) for labels, v in counters.get(name, {}).items()}
-
-    return Health(
-        packets=single("packets"),
-        bytes=single("bytes"),
-        kernel_drops=single("capture_kernel_drops"),
-        input_errors=single("input_errors"),
-        decode_errors=labelled("decode_errors"),
-        flows_evicted=labelled("flows_evicted"),
-        detector_errors=labelled("detector_errors"),
-        sink_errors=labelled("sink_errors"),
-    )
-
-
-# -- the health the live collector reads ------------------------------------------------------
-def _merge(into: Counter[str], values: Mapping[str, int]) -> None:
-    for key, value in values.items():
-        into[key] += value
-
-
-def combine(parts: Iterable[Health]) -> Health:
-    """Counters and gauges summed over `parts` (a checkpoint's base, each worker)."""
-    total = Health()
-    labelled: dict[str, Counter[str]] = {
-        name: Counter() for name in ("decode_errors", "flows_evicted", "detector_errors")
-    }
-    sinks: Counter[str] = Counter()
-    for part in parts:
-        total.packets += part.packets
-        total.bytes += part.bytes
-        total.kernel_drops += part.kernel_drops
-        total.flows_active += part.flows_active
-        total.input_errors += part.input_errors
-        for name, counter in labelled.items():
-            _merge(counter, getattr(part, name))
-        _merge(sinks, part.sink_errors)
-    total.decode_errors, total.flows_evicted = labelled["decode_errors"], labelled["flows_evicted"]
-    total.detector_errors, total.sink_errors = labelled["detector_errors"], sinks
-    return total
-
-
-class LiveHealth:
-    """The collector's HealthSource: restored counters plus each worker's latest snapshot.
-
-    Snapshots are replaced whole, once a tick, so a scrape from the web thread
-    never reads a counter the capture loop is changing.
-    """
-
-    def __init__(self, rules_loaded: int) -> None:
-        self.base = Health()
-        self.parts: dict[int, Health] = {}
-        self.rules_loaded, self.loaded_at, self.reload_ok = rules_loaded, time.time(), True
-
-    def update(self, key: int, snapshot: Health) -> None:
-        self.parts[key] = snapshot
-
-    def reloaded(self, rules_loaded: int) -> None:
-        self.rules_loaded, self.loaded_at, self.reload_ok = rules_loaded, time.time(), True
-
-    def refused(self) -> None:
-        self.reload_ok = False
-
-    def __call__(self) -> Health:
-        parts = list(self.parts.values())
-        total = combine([self.base, *parts])
-        total.rules_loaded, total.rules_reload_ts = self.rules_loaded, self.loaded_at
-        total.rules_reload_success = self.reload_ok and all(p.rules_reload_success for p in parts)
-        return total

@@ -16,7 +16,15 @@ import pytest
 from sensor.attribute.home_net import HomeNet
 from sensor.attribute.resolver import OwnershipResolver
 from sensor.cli import main
-from sensor.model import Attribution, Finding, FlowRecord, MiningRecord, Side
+from sensor.model import (
+    Attribution,
+    Estimate,
+    Finding,
+    FlowProgress,
+    FlowRecord,
+    MiningRecord,
+    Side,
+)
 from sensor.sinks.report import ReportBuilder
 from tests.factory import T0, TcpSession, merge, write_pcap
 from tests.sessions import SCRIPTS
@@ -49,9 +57,10 @@ SUSPECT = {
     "power_w",
 }
 POOL = {"endpoint", "host", "coin", "clients"}
-# Beyond the contract: whether a suspect is ours, and where a pool's address is routed.
+# Beyond the contract: whether a suspect is ours, where a pool's address is routed, and
+# the hash power and power pointed at each pool.
 SUSPECT_EXTRA = {"home"}
-POOL_EXTRA = {"asn", "country"}
+POOL_EXTRA = {"asn", "country", "hashrate_hs", "power_w"}
 MINER_A, MINER_B, POOL_IP = "10.40.0.1", "10.40.0.2", "203.0.113.77"
 
 
@@ -131,22 +140,42 @@ def test_suspects_and_pools(replayed):
         assert row["home"] is True  # 10.40.0.0/16 is private: home by default
         assert row["hashrate_hs"] > 0 and row["power_w"] > 0  # btc/xmr, eth: all in the table
     pools = {row["endpoint"]: row for row in report["pools"]}
-    assert pools[f"{POOL_IP}:3333"] == {
+    btc_pool = pools[f"{POOL_IP}:3333"]
+    assert btc_pool == {
         "endpoint": f"{POOL_IP}:3333",
         "host": None,
         "coin": "btc",
         "clients": 1,  # one miner, two flows
+        "hashrate_hs": btc_pool["hashrate_hs"],
+        "power_w": btc_pool["power_w"],
         "asn": None,  # no ownership sources
         "country": None,
     }
+    # The BTC pool is miner A's only BTC pool: it gets all of A's BTC work.
+    btc = {row["coin"]: row for row in report["by_coin"]}["btc"]
+    assert btc_pool["hashrate_hs"] == pytest.approx(btc["hashrate_hs"]) and btc_pool["power_w"]
+    assert sum(p["hashrate_hs"] for p in pools.values()) == pytest.approx(
+        report["totals"]["hashrate_hs"]
+    )
     assert pools["203.0.113.79:8008"]["coin"] == "eth"
 
 
 def test_breakdowns_without_attribution(replayed):
     report, _ = replayed
     assert report["by_org"] == []  # nobody is attributed
-    assert report["by_org_type"] == [{"org_type": "unknown", "suspect_ips": 2, "share": 1.0}]
-    assert report["by_region"] == [{"region": None, "suspect_ips": 2}]
+    rate, power = report["totals"]["hashrate_hs"], report["totals"]["power_w"]
+    assert report["by_org_type"] == [
+        {
+            "org_type": "unknown",
+            "suspect_ips": 2,
+            "share": 1.0,
+            "hashrate_hs": rate,
+            "power_w": power,
+        }
+    ]
+    assert report["by_region"] == [
+        {"region": None, "suspect_ips": 2, "hashrate_hs": rate, "power_w": power}
+    ]
     coins = {row["coin"]: row for row in report["by_coin"]}
     assert set(coins) == {"btc", "xmr", "eth"}
     assert coins["eth"]["suspect_ips"] == 1 and coins["btc"]["suspect_ips"] == 1
@@ -178,16 +207,30 @@ def test_breakdowns_follow_the_attribution():
     builder = ReportBuilder()
     for n, (org, coin) in enumerate([(uni, "eth"), (uni, "btc"), (gov, "eth")]):
         mining, flow = _records(f"10.50.0.{n + 1}", 40000 + n, coin, org)
+        flow.estimate = Estimate(hashrate_hs=(n + 1) * 1e12, power_w=(n + 1) * 100.0, seconds=100)
         builder.mining(mining)
         builder.flow_end(flow)
     report = builder.build(T0, T0 + 100)
+    approx = pytest.approx
     assert report["by_org_type"] == [
-        {"org_type": "education", "suspect_ips": 2, "share": pytest.approx(2 / 3, abs=1e-6)},
-        {"org_type": "government", "suspect_ips": 1, "share": pytest.approx(1 / 3, abs=1e-6)},
+        {
+            "org_type": "education",
+            "suspect_ips": 2,
+            "share": approx(2 / 3, abs=1e-6),
+            "hashrate_hs": approx(3e12),
+            "power_w": approx(300.0),
+        },
+        {
+            "org_type": "government",
+            "suspect_ips": 1,
+            "share": approx(1 / 3, abs=1e-6),
+            "hashrate_hs": approx(3e12),
+            "power_w": approx(300.0),
+        },
     ]
     assert report["by_region"] == [
-        {"region": "Nanjing", "suspect_ips": 2},
-        {"region": "Suzhou", "suspect_ips": 1},
+        {"region": "Nanjing", "suspect_ips": 2, "hashrate_hs": approx(3e12), "power_w": 300.0},
+        {"region": "Suzhou", "suspect_ips": 1, "hashrate_hs": approx(3e12), "power_w": 300.0},
     ]
     first = report["by_org"][0]
     assert (first["org"], first["org_type"], first["suspect_ips"]) == (
@@ -196,17 +239,46 @@ def test_breakdowns_follow_the_attribution():
         2,
     )
     assert first["ips"] == ["10.50.0.1", "10.50.0.2"] and first["coins"] == ["btc", "eth"]
-    assert report["totals"]["pool_egress_mbps"] == pytest.approx(3 * 4000 * 8 / 1e6 / 100)
+    # The regulator's project list: scale, hash power, power and energy per organisation.
+    assert (first["hashrate_hs"], first["power_w"]) == (approx(3e12), approx(300.0))
+    assert first["energy_kwh_per_day"] == approx(300.0 * 24 / 1000)
+    assert report["totals"]["pool_egress_mbps"] == approx(3 * 4000 * 8 / 1e6 / 100)
     assert report["pools"] == [
         {
             "endpoint": "203.0.113.1:3333",
             "host": "pool.example",
             "coin": None,  # two coins seen at one pool: no single coin
             "clients": 3,
+            "hashrate_hs": approx(6e12),
+            "power_w": approx(600.0),
             "asn": None,
             "country": None,
         }
     ]
+
+
+def test_open_flows_count_with_their_estimate_to_date_until_they_end():
+    builder = ReportBuilder()
+    mining, flow = _records("10.50.0.9", 40009, "btc", Attribution())
+    builder.mining(mining)
+    assert builder.build(T0, T0 + 60)["totals"]["hashrate_hs"] is None  # nothing known yet
+    for at, rate in ((T0 + 30, 1e12), (T0 + 60, 2e12)):
+        so_far = Estimate(hashrate_hs=rate, power_w=50.0, seconds=at - T0)
+        progress = FlowProgress(1, at, mining.miner_ip, "btc", None, 10, 10, "sha256d", so_far)
+        progress.pool_endpoint = "203.0.113.1:3333"
+        builder.progress(progress)
+    report = builder.build(T0, T0 + 60)
+    assert report["totals"]["hashrate_hs"] == pytest.approx(2e12)  # the latest one only
+    assert report["pools"][0]["hashrate_hs"] == pytest.approx(2e12)
+    assert report["suspects"][0]["power_w"] == pytest.approx(50.0)
+    assert builder.suspects[mining.miner_ip].rates == {}  # building changed nothing
+    flow.estimate = Estimate(hashrate_hs=1.5e12, power_w=40.0, seconds=100)
+    builder.flow_end(flow)
+    late = FlowProgress(1, T0 + 101, mining.miner_ip, "btc", None, 0, 0, "sha256d", so_far)
+    builder.progress(late)  # after its end: ignored
+    report = builder.build(T0, T0 + 100)
+    assert report["totals"]["hashrate_hs"] == pytest.approx(1.5e12)
+    assert report["totals"]["power_w"] == pytest.approx(40.0)
 
 
 def test_empty_report_keeps_its_shape(tmp_path: Path):
@@ -243,4 +315,9 @@ def test_pools_get_asn_and_country_and_suspects_home_from_ownership(tmp_path: Pa
     (pool,) = report["pools"]
     assert (pool["endpoint"], pool["asn"], pool["country"]) == ("203.0.113.1:3333", 64510, "NL")
     assert report["by_org"][0]["org"] == "Example University"
-    assert report["by_region"][0] == {"region": None, "suspect_ips": 2}
+    assert report["by_region"][0] == {
+        "region": None,
+        "suspect_ips": 2,
+        "hashrate_hs": None,  # no flow had an estimate
+        "power_w": None,
+    }

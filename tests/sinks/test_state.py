@@ -29,6 +29,7 @@ from sensor.model import (
     NodeRecord,
     Side,
 )
+from sensor.sinks.live_health import LiveHealth, combine, counters_of, health_from, totals_from
 from sensor.sinks.metrics_collector import Health
 from sensor.sinks.metrics_state import Estimates, FlowEstimate, MetricsState, Totals
 from sensor.sinks.report import ReportBuilder
@@ -36,13 +37,8 @@ from sensor.sinks.state import (
     FILE_NAME,
     SCHEMA_VERSION,
     EstimateChanges,
-    LiveHealth,
     StateSink,
     StateStore,
-    combine,
-    counters_of,
-    health_from,
-    totals_from,
 )
 
 T = 1_700_000_000.0
@@ -77,8 +73,9 @@ def rate(hs: float, watts: float | None, seconds: float) -> Estimate:
 
 def progress(rec: MiningRecord, at: float, egress: int, estimate: Estimate) -> FlowProgress:
     return FlowProgress(
-        rec.flow_id, at, rec.miner_ip, "btc", "education", egress, 0, None, estimate
-    )
+        rec.flow_id, at, rec.miner_ip, "btc", "education", egress, 0, None, estimate,
+        f"{rec.pool_ip}:{rec.pool_port}",
+    )  # fmt: skip
 
 
 def feed(sinks: list, records: list) -> None:
@@ -330,7 +327,8 @@ def test_a_restarted_daemon_reports_and_exports_what_it_did(tmp_path: Path) -> N
     )
     assert metrics[energy] == 75.5 * 200 + 27.1 * 190
     assert metrics[hashrate] == 2.5e12 + 9e11  # the open flow counts with its rate to date
-    assert report["totals"]["hashrate_hs"] == 2.5e12  # the report counts ended flows
+    # The report counts the open flow with its rate to date too, before and after.
+    assert report["totals"]["hashrate_hs"] == 2.5e12 + 9e11
     # The new process's flow 1 is not the old one: both count, and energy goes on.
     c = mining(1, "10.0.0.3", now - 5)
     feed(second.sinks, [c])
