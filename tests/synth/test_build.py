@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -77,6 +78,26 @@ def test_true_rate_mostly_inside_the_interval(replayed: tuple[dict, dict, list[d
         inside += low <= declared[event["src_ip"]] <= high
     assert len(flows) == 14
     assert inside >= 11  # a 90% interval: about 1 in 10 may miss
+
+
+def test_the_scenario_check_tool_agrees(
+    replayed: tuple[dict, dict, list[dict]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth, report, _ = replayed
+    tool = SMALL.parents[2] / "tools" / "check_scenario.py"
+    spec = importlib.util.spec_from_file_location("check_scenario", tool)
+    assert spec is not None and spec.loader is not None
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    (tmp_path / "t.json").write_text(json.dumps(truth))
+    assert check.main([str(tmp_path / "r.json"), str(tmp_path / "t.json")]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and "14 of 14 equal the rate of their shares" in out
+    report["by_region"][0]["suspect_ips"] += 1  # a count off by one fails the check
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    assert check.main([str(tmp_path / "r.json"), str(tmp_path / "t.json")]) == 1
+    assert "FAIL by_region counts" in capsys.readouterr().out
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:
