@@ -173,34 +173,27 @@ def headline(report: dict[str, Any]) -> str:
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
+# (title, rows grouped by, figure, kind) of each bar chart after the egress one.
+BAR_CHARTS = (
+    ("Miners by organisation type", "org_type", "suspect_ips", "count"),
+    ("Miners by region", "region", "suspect_ips", "count"),
+    ("Hash rate by coin", "coin", "hashrate_hs", "hs"),
+    ("Power by coin", "coin", "power_w", "w"),
+    ("Hash rate by organisation type", "org_type", "hashrate_hs", "hs"),
+    ("Hash rate by region", "region", "hashrate_hs", "hs"),
+)
+
+
 def plots(report: dict[str, Any], series: Sequence[dict[str, Any]] | None) -> str:
     coins = report.get("by_coin") or []
-    charts = [
+    egress = (
         egress_chart(series)
         if series
-        else bar_chart("Pool egress by coin", _bars(coins, "coin", "pool_egress_bytes"), "bytes"),
-        bar_chart(
-            "Miners by organisation type",
-            _bars(report.get("by_org_type") or [], "org_type", "suspect_ips"),
-            "count",
-        ),
-        bar_chart(
-            "Miners by region",
-            _bars(report.get("by_region") or [], "region", "suspect_ips"),
-            "count",
-        ),
-        bar_chart("Hash rate by coin", _bars(coins, "coin", "hashrate_hs"), "hs"),
-        bar_chart("Power by coin", _bars(coins, "coin", "power_w"), "w"),
-        bar_chart(
-            "Hash rate by organisation type",
-            _bars(report.get("by_org_type") or [], "org_type", "hashrate_hs"),
-            "hs",
-        ),
-        bar_chart(
-            "Hash rate by region",
-            _bars(report.get("by_region") or [], "region", "hashrate_hs"),
-            "hs",
-        ),
+        else bar_chart("Pool egress by coin", _bars(coins, "coin", "pool_egress_bytes"), "bytes")
+    )
+    charts = [egress] + [
+        bar_chart(title, _bars(report.get(_SECTIONS[label]) or [], label, key), kind)
+        for title, label, key, kind in BAR_CHARTS
     ]
     return f'<div class="plots">{"".join(charts)}</div>'
 

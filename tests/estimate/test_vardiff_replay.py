@@ -12,33 +12,22 @@ shares come at exact intervals (`share_timing: regular`). The estimator must:
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from sensor.cli import main
-from sensor.synth.build import sibling
 from sensor.synth.population import plan
 from sensor.synth.scenario import load_scenario
+from tests.synth.replaying import synth_and_replay
 
 SCENARIO = Path(__file__).resolve().parents[2] / "examples" / "scenarios" / "vardiff.yaml"
 
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, dict]:
-    out = tmp_path_factory.mktemp("vardiff")
-    pcap = out / "vardiff.pcap"
-    assert main(["synth", str(SCENARIO), "-o", str(pcap)]) == 0
-    report, events = out / "report.json", out / "events.json"
-    registry = sibling(pcap, ".registry.csv")
-    args = ["replay", str(pcap), "--ownership", str(registry)]
-    assert main([*args, "--report", str(report), "--events", str(events)]) == 0
-    truth = json.loads(sibling(pcap, ".truth.json").read_text())
-    lines = [json.loads(line) for line in events.read_text().splitlines()]
-    flows = {e["src_ip"]: e for e in lines if e["event_type"] == "flow"}
-    return truth, json.loads(report.read_text()), flows
+    truth, report, flows = synth_and_replay(SCENARIO, tmp_path_factory.mktemp("vardiff"))
+    return truth, report, {e["src_ip"]: e for e in flows}
 
 
 def test_the_scenario_really_retargets_in_every_dialect(replayed) -> None:

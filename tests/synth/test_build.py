@@ -9,24 +9,16 @@ from pathlib import Path
 import pytest
 
 from sensor.cli import main
-from sensor.synth.build import sibling, synthesise
+from sensor.synth.build import synthesise
 from sensor.synth.scenario import load_scenario
+from tests.synth.replaying import synth_and_replay
 
 SMALL = Path(__file__).resolve().parents[2] / "examples" / "scenarios" / "small.yaml"
 
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, list[dict]]:
-    out = tmp_path_factory.mktemp("synth")
-    pcap = out / "small.pcap"
-    assert main(["synth", str(SMALL), "-o", str(pcap)]) == 0
-    report, events = out / "report.json", out / "events.json"
-    registry = sibling(pcap, ".registry.csv")
-    args = ["replay", str(pcap), "--ownership", str(registry)]
-    assert main([*args, "--report", str(report), "--events", str(events)]) == 0
-    truth = json.loads(sibling(pcap, ".truth.json").read_text())
-    flows = [json.loads(line) for line in events.read_text().splitlines()]
-    return truth, json.loads(report.read_text()), [e for e in flows if e["event_type"] == "flow"]
+    return synth_and_replay(SMALL, tmp_path_factory.mktemp("synth"))
 
 
 def _counts(rows: list[dict], key: str) -> dict[str, int]:
