@@ -11,13 +11,12 @@ edge_bits, pow, getjobtemplate); seeing those, this detector declines.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from sensor.detect.base import JsonMessage, Message, is_response, method_of, split_login
 from sensor.detect.dialect_base import JsonDialect
 from sensor.detect.grin import GRIN_ONLY_KEYS, GRIN_ONLY_METHODS, grin_login_hint
-from sensor.model import Confidence, Finding, Side
+from sensor.model import Finding, Side
 from sensor.rules.model import CoinHints, DialectRule
 
 # XMRig's algorithm names where the project has a family name for them.
@@ -147,23 +146,12 @@ class CryptoNoteDetector(JsonDialect):
     def finding(self) -> Finding | None:
         if self._declined or self._miner is None:
             return None
-        confirmed = self._answered or self._draft.shares > 0
         draft = self._draft
-        if not (self._strong or confirmed) and grin_login_hint(
+        if not (self._strong or self._confirmed) and grin_login_hint(
             self._coins, draft.login, draft.agent
         ):
             return None  # a bare login that points at Grin is the Grin detector's
-        coin, algorithm = self._coin_algorithm()
-        return self._finish(
-            replace(
-                draft,
-                confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,
-                miner_side=self._miner,
-                evidence=list(draft.evidence),
-                coin=coin,
-                algorithm=algorithm,
-            )
-        )
+        return self._build(*self._coin_algorithm())
 
     # -- requests and notifications ------------------------------------------------
 

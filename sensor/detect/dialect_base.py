@@ -7,6 +7,7 @@ only what the dialects parse differs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from sensor.detect.jsonrpc import RpcLedger
@@ -44,10 +45,26 @@ class JsonDialect:
             self._draft.shares_rejected += 1
             self._book.rejected_share(request_id)
 
-    def _finish(self, finding: Finding) -> Finding:
-        """`finding` with the flow's share work sums (see sensor.detect.shares)."""
-        finding.submitted_work, finding.accepted_work = self._book.work()
-        return finding
+    @property
+    def _confirmed(self) -> bool:
+        """The pool answered in protocol, or the miner submitted shares."""
+        return self._answered or self._draft.shares > 0
+
+    def _build(self, coin: str | None, algorithm: str | None) -> Finding:
+        """The Finding for this flow: the draft, its confidence, coin and share work."""
+        assert self._miner is not None  # callers decline before the first evidence
+        draft = self._draft
+        submitted, accepted = self._book.work()
+        return replace(
+            draft,
+            confidence=Confidence.CONFIRMED if self._confirmed else Confidence.SUSPECTED,
+            miner_side=self._miner,
+            evidence=list(draft.evidence),
+            coin=coin,
+            algorithm=algorithm,
+            submitted_work=submitted,
+            accepted_work=accepted,
+        )
 
     @property
     def declined(self) -> bool:
@@ -62,7 +79,7 @@ class JsonDialect:
     def _contrary(self) -> None:
         # Before the pool confirmed, anything off-dialect means this is another
         # protocol; afterwards it is tolerated as a pool extension or noise.
-        if not (self._answered or self._draft.shares):
+        if not self._confirmed:
             self._declined = True
 
     def _note(self, method: str) -> None:

@@ -13,12 +13,11 @@ HTTP are the getwork detector's, so HTTP messages end this detector.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from sensor.detect.base import JsonMessage, Message, is_response, method_of, split_login
 from sensor.detect.dialect_base import JsonDialect
-from sensor.model import Confidence, Finding, Side
+from sensor.model import Finding, Side
 from sensor.rules.model import CoinHints, DialectRule
 
 GET_WORK = "eth_getWork"
@@ -111,21 +110,11 @@ class EthProxyDetector(JsonDialect):
     def finding(self) -> Finding | None:
         if self._declined or self._miner is None:
             return None
-        draft = self._draft
-        confirmed = self._answered or draft.shares > 0
-        hint = self._coins.for_wallet(draft.login)
-        if hint is not None and hint.algorithm not in ETHASH_FAMILY:
-            hint = None  # NiceHash pays Ethash work to a BTC address: the wallet names no coin
-        return self._finish(
-            replace(
-                draft,
-                confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,
-                miner_side=self._miner,
-                evidence=list(draft.evidence),
-                coin=hint.coin if hint is not None else self._rule.coin,
-                algorithm=hint.algorithm if hint is not None else self._rule.algorithm,
-            )
-        )
+        hint = self._coins.for_wallet(self._draft.login)
+        if hint is None or hint.algorithm not in ETHASH_FAMILY:
+            # NiceHash pays Ethash work to a BTC address: such a wallet names no coin.
+            return self._build(self._rule.coin, self._rule.algorithm)
+        return self._build(hint.coin, hint.algorithm)
 
     # -- requests ------------------------------------------------------------------
 

@@ -12,12 +12,11 @@ target, result hash); seeing those, this detector declines in their favour.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from sensor.detect.base import JsonMessage, Message, method_of, split_login
 from sensor.detect.dialect_base import JsonDialect
-from sensor.model import Confidence, Finding, Side
+from sensor.model import Finding, Side
 from sensor.rules.model import CoinHints, DialectRule
 
 # What only Grin says: a CryptoNote detector declines on these.
@@ -122,21 +121,9 @@ class GrinDetector(JsonDialect):
     def finding(self) -> Finding | None:
         if self._declined or self._miner is None:
             return None
-        confirmed = self._answered or self._draft.shares > 0
-        if not (self._strong or confirmed or self._grin_login()):
+        if not (self._strong or self._confirmed or self._grin_login()):
             return None
-        draft = self._draft
-        coin, algorithm = self._coin_algorithm()
-        return self._finish(
-            replace(
-                draft,
-                confidence=Confidence.CONFIRMED if confirmed else Confidence.SUSPECTED,
-                miner_side=self._miner,
-                evidence=list(draft.evidence),
-                coin=coin,
-                algorithm=algorithm,
-            )
-        )
+        return self._build(*self._coin_algorithm())
 
     def _grin_login(self) -> bool:
         # A bare login is CryptoNote's too: claim it only when it points at Grin.

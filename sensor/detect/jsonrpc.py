@@ -17,8 +17,8 @@ from sensor.model import Side
 _MAX_PENDING = 64
 
 
-def _id_key(value: Any) -> str | None:
-    # Ids may be numbers or strings; "1" and 1 are the same request for a pool.
+def id_key(value: Any) -> str | None:
+    """A request (or job) id as a dict key: "1" and 1 are the same for a pool."""
     if value is None or isinstance(value, (dict, list)):
         return None
     return str(value)
@@ -33,7 +33,7 @@ class RpcLedger:
     def request(self, side: Side, obj: Any) -> str | None:
         """Record a request sent by `side`; returns its method (None if not a request)."""
         method = method_of(obj)
-        key = _id_key(obj.get("id")) if method else None
+        key = id_key(obj.get("id")) if method else None
         if method and key is not None:
             if len(self.pending) >= _MAX_PENDING:
                 self.pending.pop(next(iter(self.pending)))
@@ -44,7 +44,7 @@ class RpcLedger:
         """For a response sent by `side`, the method of the request it answers, if seen."""
         if not is_response(obj):
             return None
-        key = _id_key(obj.get("id"))
+        key = id_key(obj.get("id"))
         if key is None:
             return None
         return self.pending.pop((side.other, key), None)

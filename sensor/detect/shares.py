@@ -25,15 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sensor.detect.jsonrpc import id_key
+
 MAX_JOBS = 32
 MAX_PENDING = 64
 _UNSEEN = -1.0  # a pending share whose request was not seen: priced at the current difficulty
-
-
-def _key(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list, bool)):
-        return None
-    return str(value)
 
 
 @dataclass(slots=True)
@@ -59,7 +55,7 @@ class ShareBook:
         """A new job, with its own difficulty if the dialect sends one."""
         if difficulty is not None:
             self.difficulty(difficulty)
-        key = _key(job_id)
+        key = id_key(job_id)
         if key is None:
             return
         jobs = self._jobs
@@ -69,7 +65,7 @@ class ShareBook:
 
     def worth(self, job_id: Any) -> float | None:
         """The difficulty a share for `job_id` is worth: its job's, else the current one."""
-        key = _key(job_id)
+        key = id_key(job_id)
         price = self._jobs.get(key) if key is not None else None
         return price if price is not None else self.current
 
@@ -80,7 +76,7 @@ class ShareBook:
             self.unpriced_submitted += 1
         else:
             self.submitted += worth
-        key = _key(request_id)
+        key = id_key(request_id)
         if key is not None:
             pending = self._pending
             if len(pending) >= MAX_PENDING:
@@ -89,7 +85,7 @@ class ShareBook:
 
     def accepted_share(self, request_id: Any) -> None:
         """The pool accepted the share submitted in request `request_id`."""
-        key = _key(request_id)
+        key = id_key(request_id)
         worth = self._pending.pop(key, _UNSEEN) if key is not None else _UNSEEN
         if worth == _UNSEEN:
             worth = self.current
@@ -99,7 +95,7 @@ class ShareBook:
             self.accepted += worth
 
     def rejected_share(self, request_id: Any) -> None:
-        key = _key(request_id)
+        key = id_key(request_id)
         if key is not None:
             self._pending.pop(key, None)
 
