@@ -244,7 +244,7 @@ class Pipeline:
             current = flow.inspector.finding if flow.inspector is not None else None
             if current is None or current.miner_side is not miner:
                 current = finding
-            estimate = self.records.estimate(flow, current)
+            estimate = self.records.estimate(flow, current, finding)
             out.append(
                 FlowProgress(
                     flow.id,

@@ -109,12 +109,17 @@ class RecordBuilder:
             estimate=estimate_flow(finding, flow.start, flow.last, self._efficiency),
         )
 
-    def estimate(self, flow: Flow, finding: Finding) -> Estimate:
-        """An open flow's estimate to date, for its progress records (live daemon)."""
-        pool_ip, pool_port = flow.endpoint(finding.miner_side.other)
-        host = self._named.get(flow.id) or finding.host
-        self._complete_coin(finding, host, pool_ip, pool_port)
-        return estimate_flow(finding, flow.start, flow.last, self._efficiency)
+    def estimate(self, flow: Flow, current: Finding, reported: Finding) -> Estimate:
+        """An open flow's estimate to date, for its progress records (live daemon).
+
+        `current` is the detectors' finding now (the shares so far); where it names
+        no coin, the one the mining event completed from the pool's name stands in,
+        as at the flow's end, without matching the name again every few seconds.
+        """
+        if current.coin is None:
+            current.coin = reported.coin
+            current.algorithm = current.algorithm or reported.algorithm
+        return estimate_flow(current, flow.start, flow.last, self._efficiency)
 
     def node(self, flow: Flow, protocol: str, ts: float) -> NodeRecord:
         (src, sport), (dst, dport) = flow.endpoint(Side.ORIG), flow.endpoint(Side.RESP)

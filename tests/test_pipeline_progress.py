@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -37,6 +38,10 @@ def test_progress_estimate_follows_the_shares_and_matches_the_end() -> None:
     assert early.estimate.hashrate_hs == pytest.approx(
         shares_so_far * BTC_DIFF * 2**32 / early.estimate.seconds
     )
+    # A current finding that names no coin takes the one the mining event completed.
+    bare = replace(flow.inspector.finding, coin=None, algorithm=None)
+    again = pipeline.records.estimate(flow, bare, flow.reported)
+    assert (bare.coin, bare.algorithm) == ("btc", "sha256d") and again == early.estimate
     for frame in frames[half:]:
         pipeline.feed(frame)
     (late,) = pipeline.progress(frames[-1].ts)
